@@ -1,0 +1,65 @@
+"""Zero-configuration Claude API clients with OAuth token management.
+
+Importing this package is cheap: nothing here imports ``anthropic`` until a client class
+or an SDK-derived error class is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from ._auth import UnifiedAuthManager
+    from ._client import AsyncClaudeClient, ClaudeClient
+    from ._errors import ClaudeAuthError, TokenFileError, TokenRefreshError
+    from ._oauth import OAuthTokenManager
+    from ._sdk_errors import NoCredentialsError, OAuthRefreshError
+    from ._sources import Credential, SourceReport
+    from ._status import get_auth_status
+
+__all__ = [
+    "AsyncClaudeClient",
+    "ClaudeAuthError",
+    "ClaudeClient",
+    "Credential",
+    "NoCredentialsError",
+    "OAuthRefreshError",
+    "OAuthTokenManager",
+    "SourceReport",
+    "TokenFileError",
+    "TokenRefreshError",
+    "UnifiedAuthManager",
+    "__version__",
+    "get_auth_status",
+]
+
+_LAZY = {
+    "AsyncClaudeClient": "._client",
+    "ClaudeClient": "._client",
+    "ClaudeAuthError": "._errors",
+    "TokenFileError": "._errors",
+    "TokenRefreshError": "._errors",
+    "NoCredentialsError": "._sdk_errors",
+    "OAuthRefreshError": "._sdk_errors",
+    "OAuthTokenManager": "._oauth",
+    "UnifiedAuthManager": "._auth",
+    "Credential": "._sources",
+    "SourceReport": "._sources",
+    "get_auth_status": "._status",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'claude_oauth_auth' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,314 @@
+"""UnifiedAuthManager: runs the cascade, remembers what it found, falls back to an API key."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._config import ENV, default_auth_file
+from ._errors import TokenRefreshError
+from ._oauth import OAuthTokenManager, _make_access_token
+from ._sources import Credential, SourceReport, check_source, validate_sources
+from ._tokens import mask
+
+if TYPE_CHECKING:
+    from anthropic.lib.credentials import AccessToken
+
+__all__ = ["StaticOAuthToken", "UnifiedAuthManager", "explain_reports"]
+
+log = logging.getLogger("claude_oauth_auth")
+
+FALLBACK_SOURCES = ("auth_token_env", "api_key_env")
+
+
+class StaticOAuthToken:
+    """A long-lived OAuth token with no refresh token (``CLAUDE_CODE_OAUTH_TOKEN``)."""
+
+    def __init__(self, token: str, *, source: str) -> None:
+        self._token = token
+        self._source = source
+
+    def __repr__(self) -> str:
+        return f"StaticOAuthToken({mask(self._token)!r}, source={self._source!r})"
+
+    def __call__(self, *, force_refresh: bool = False) -> AccessToken:
+        return _make_access_token(self.get_valid_token(force_refresh=force_refresh))
+
+    def peek_valid_token(self) -> str | None:
+        return self._token
+
+    def get_valid_token(self, *, force_refresh: bool = False) -> str:
+        return self._token
+
+    async def async_get_valid_token(self, *, force_refresh: bool = False) -> str:
+        return self._token
+
+    async def async_refresh_rejected(self, rejected_token: str) -> str:
+        return self.refresh_rejected(rejected_token)
+
+    def refresh_rejected(self, rejected_token: str) -> str:
+        from ._sdk_errors import OAuthRefreshError
+
+        raise OAuthRefreshError(
+            f"the API refused the OAuth token from {self._source}, which cannot be refreshed; "
+            "create a new one with `claude setup-token`",
+            token_url="claude-oauth-auth://static-token",
+        )
+
+
+class UnifiedAuthManager:
+    """Finds one credential from the cascade and says where it came from.
+
+    ``auth_method`` is ``"oauth"`` or ``"api_key"``; ``source`` names the cascade step.
+    Override ``_discover_credentials`` to add a source of your own.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        auth_token: str | None = None,
+        *,
+        oauth_manager: OAuthTokenManager | None = None,
+        credentials: Callable[..., Any] | None = None,
+        token_file: str | os.PathLike[str] | None = None,
+        sources: Sequence[str] | None = None,
+        refresh_threshold: float | None = None,
+        client_id: str | None = None,
+        token_url: str | None = None,
+    ) -> None:
+        explicit = {
+            name: value
+            for name, value in (
+                ("api_key", api_key),
+                ("auth_token", auth_token),
+                ("oauth_manager", oauth_manager),
+                ("credentials", credentials),
+                ("token_file", token_file),
+            )
+            if value is not None
+        }
+        if len(explicit) > 1:
+            raise ValueError(f"pass at most one credential argument, got {', '.join(explicit)}")
+        self._explicit = explicit
+        self._sources = validate_sources(sources)
+        self._manager_options: dict[str, Any] = {
+            "refresh_threshold": refresh_threshold,
+            "client_id": client_id,
+            "token_url": token_url,
+        }
+        self._reports: dict[str, SourceReport] = {
+            name: SourceReport(name) for name in ("explicit", *self._sources)
+        }
+        self._lock = threading.Lock()
+        self._fallback: Credential | None = None
+        self.fallback_reason: str | None = None
+        found = self._discover_credentials()
+        if found is None:
+            from ._sdk_errors import NoCredentialsError
+
+            raise NoCredentialsError(self._no_credentials_message())
+        self.credential = self._coerce(found)
+        self._report(self.credential.source).state = "used"
+        self.token_source = self._token_source_for(self.credential)
+        log.info(
+            "claude-oauth-auth: using %s from %s",
+            "OAuth" if self.credential.kind == "oauth" else "an API key",
+            self.credential.source,
+        )
+        self._check_oauth_at_start()
+
+    # ----- what was found ---------------------------------------------------------------------
+
+    @property
+    def auth_method(self) -> str:
+        """``"oauth"`` or ``"api_key"`` (after a fallback, the fallback's method)."""
+        return (self._fallback or self.credential).auth_method
+
+    @property
+    def source(self) -> str:
+        """The name of the cascade step whose credential is in use."""
+        return (self._fallback or self.credential).source
+
+    @property
+    def active_credential(self) -> Credential:
+        return self._fallback or self.credential
+
+    @property
+    def token_manager(self) -> OAuthTokenManager | None:
+        """The OAuth token manager in use, if the credential is a refreshable OAuth token."""
+        source = self.token_source
+        return source if isinstance(source, OAuthTokenManager) else None
+
+    @property
+    def reports(self) -> list[SourceReport]:
+        """One report per source, in cascade order (later sources may be ``not_checked``)."""
+        return list(self._reports.values())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(auth_method={self.auth_method!r}, source={self.source!r})"
+
+    # ----- discovery -------------------------------------------------------------------------
+
+    def _discover_credentials(self) -> Any:
+        """Return the first credential of the cascade, or None. Override to add a source."""
+        if self._explicit:
+            return self._explicit_credential()
+        self._report("explicit").state = "absent"
+        self._report("explicit").detail = "no credential arguments were passed"
+        for name in self._sources:
+            if name == "explicit":
+                continue
+            report, credential = check_source(name)
+            self._reports[name] = report
+            log.debug("claude-oauth-auth: source %s is %s: %s", name, report.state, report.detail)
+            if report.state == "invalid":
+                log.warning("claude-oauth-auth: skipping %s: %s", name, report.detail)
+            if credential is not None:
+                return credential
+        return None
+
+    def _explicit_credential(self) -> Credential:
+        (name, value), *_ = self._explicit.items()
+        report = self._report("explicit")
+        report.detail = f"{name}= argument"
+        if name in ("api_key", "auth_token"):
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{name}= must be a non-empty string")
+            if name == "api_key":
+                return Credential("api_key", "explicit", secret=value.strip())
+            return Credential("auth_token", "explicit", secret=value.strip())
+        if name == "token_file":
+            manager = OAuthTokenManager(token_file=str(value), **self._manager_options)
+            report.path = str(manager.token_file)
+            return Credential("oauth", "explicit", path=manager.token_file, provider=manager)
+        if not callable(value):
+            raise TypeError(f"{name}= must be an OAuthTokenManager or an SDK credentials provider")
+        return Credential("oauth", "explicit", provider=value)
+
+    def _coerce(self, found: Any) -> Credential:
+        """Accept what a custom ``_discover_credentials`` returns."""
+        if isinstance(found, Credential):
+            return found
+        custom = self._report("custom")
+        custom.state = "available"
+        if isinstance(found, str):
+            custom.detail = f"API key ({mask(found)}) from _discover_credentials"
+            return Credential("api_key", "custom", secret=found)
+        if isinstance(found, dict):
+            if isinstance(found.get("api_key"), str):
+                return self._coerce(found["api_key"])
+            if isinstance(found.get("auth_token"), str):
+                custom.detail = "bearer token from _discover_credentials"
+                return Credential("auth_token", "custom", secret=found["auth_token"])
+            if isinstance(found.get("access_token"), str):
+                manager = OAuthTokenManager(
+                    found["access_token"],
+                    found.get("refresh_token"),
+                    found.get("token_expiry"),
+                    **self._manager_options,
+                )
+                custom.detail = "OAuth tokens from _discover_credentials"
+                return Credential("oauth", "custom", provider=manager)
+        if callable(found):
+            custom.detail = "credentials provider from _discover_credentials"
+            return Credential("oauth", "custom", provider=found)
+        raise TypeError(
+            "_discover_credentials must return a Credential, an API key string, a dict with "
+            "api_key/auth_token/access_token, an OAuthTokenManager or an SDK provider"
+        )
+
+    def _report(self, name: str) -> SourceReport:
+        if name not in self._reports:
+            self._reports = {name: SourceReport(name), **self._reports}
+        return self._reports[name]
+
+    def _token_source_for(self, credential: Credential) -> Any:
+        if credential.kind != "oauth":
+            return None
+        if credential.provider is not None:
+            return credential.provider
+        if credential.path is not None:
+            manager = OAuthTokenManager(
+                token_file=credential.path,
+                _keychains=credential.keychains,
+                **self._manager_options,
+            )
+            return manager
+        assert credential.secret is not None
+        return StaticOAuthToken(credential.secret, source=ENV.CODE_OAUTH_TOKEN)
+
+    def _check_oauth_at_start(self) -> None:
+        manager = self.token_manager
+        if manager is None or not manager.needs_refresh():
+            return
+        from ._sdk_errors import OAuthRefreshError
+
+        try:
+            manager.get_valid_token()
+        except OAuthRefreshError as error:
+            if self.switch_to_fallback(str(error)) is None:
+                raise
+        except TokenRefreshError as error:
+            log.warning("claude-oauth-auth: could not refresh the OAuth token yet: %s", error)
+
+    # ----- fallback --------------------------------------------------------------------------
+
+    def fallback_credential(self) -> Credential | None:
+        """The API key a failed OAuth credential falls back to (looked up only when needed)."""
+        if self.credential.kind != "oauth":
+            return None
+        names = list(self._sources)
+        start = names.index(self.credential.source) + 1 if self.credential.source in names else 0
+        for name in names[start:]:
+            if name not in FALLBACK_SOURCES:
+                continue
+            report, credential = check_source(name)
+            if self._reports[name].state == "not_checked":
+                self._reports[name] = report
+            if credential is not None:
+                return credential
+        return None
+
+    def switch_to_fallback(self, reason: str) -> str | None:
+        """Use the fallback API key from now on; return it, or None when there is none."""
+        with self._lock:
+            if self._fallback is not None:
+                return self._fallback.secret
+            fallback = self.fallback_credential()
+            if fallback is None:
+                return None
+            self._fallback = fallback
+            self.fallback_reason = reason
+            primary = self._report(self.credential.source)
+            primary.state = "invalid"
+            primary.detail = f"{primary.detail}; OAuth failed: {reason}".lstrip("; ")
+            self._report(fallback.source).state = "used"
+        log.warning(
+            "claude-oauth-auth: OAuth from %s failed (%s); falling back to the %s from %s",
+            self.credential.source,
+            reason,
+            "API key" if fallback.kind == "api_key" else "bearer token",
+            fallback.source,
+        )
+        return fallback.secret
+
+    # ----- explaining ------------------------------------------------------------------------
+
+    def _no_credentials_message(self) -> str:
+        return "No Claude credentials found.\n" + explain_reports(self.reports)
+
+
+def explain_reports(reports: Sequence[SourceReport]) -> str:
+    """The checked sources as an aligned list, then how to fix a missing credential."""
+    lines = ["Sources checked, in order:"]
+    for report in reports:
+        lines.append(f"  {report.name:<16} {report.state:<12} {report.detail}")
+    lines.append(
+        f"To fix: set {ENV.API_KEY} (create a key at https://console.anthropic.com/), "
+        "log in with Claude Code (run `claude`, then /login), "
+        f"or write OAuth tokens to {default_auth_file()} with `claude-oauth-auth save`."
+    )
+    return "\n".join(lines)

@@ -1,0 +1,230 @@
+"""The credential cascade: named sources, each checked into a report and maybe a credential."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from . import _config
+from ._config import ENV
+from ._errors import TokenFileError
+from ._store import Keychain, KeychainUnavailable, keychain_enabled, read_json_file
+from ._tokens import TokenFormatError, TokenSet, mask, parse_token_document
+
+__all__ = [
+    "SOURCE_NAMES",
+    "Credential",
+    "SourceReport",
+    "check_source",
+    "validate_sources",
+]
+
+SOURCE_NAMES: tuple[str, ...] = (
+    "explicit",
+    "auth_file_env",
+    "auth_file",
+    "claude_code",
+    "claude_code_env",
+    "auth_token_env",
+    "api_key_env",
+)
+
+State = Literal["used", "available", "absent", "invalid", "not_checked"]
+Kind = Literal["oauth", "api_key", "auth_token"]
+
+
+@dataclass
+class SourceReport:
+    """What one source of the cascade held: its state, why, and where."""
+
+    name: str
+    state: State = "not_checked"
+    detail: str = ""
+    path: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "state": self.state, "detail": self.detail, "path": self.path}
+
+
+@dataclass(repr=False)
+class Credential:
+    """A credential found by a source. ``repr`` masks every secret."""
+
+    kind: Kind
+    source: str
+    secret: str | None = None
+    tokens: TokenSet | None = None
+    path: Path | None = None
+    provider: Callable[..., Any] | None = None
+    keychains: list[Keychain] = field(default_factory=list)
+
+    @property
+    def auth_method(self) -> str:
+        return "oauth" if self.kind == "oauth" else "api_key"
+
+    @property
+    def refreshable(self) -> bool:
+        return self.path is not None or bool(self.keychains) or self.provider is not None
+
+    def __repr__(self) -> str:
+        parts = [f"kind={self.kind!r}", f"source={self.source!r}"]
+        if self.secret is not None:
+            parts.append(f"secret={mask(self.secret)!r}")
+        if self.tokens is not None:
+            parts.append(f"tokens={self.tokens!r}")
+        if self.path is not None:
+            parts.append(f"path={str(self.path)!r}")
+        return f"Credential({', '.join(parts)})"
+
+
+def validate_sources(sources: Sequence[str] | None) -> tuple[str, ...]:
+    """Check a ``sources=`` list: known names, no repeats."""
+    if sources is None:
+        return SOURCE_NAMES
+    if isinstance(sources, str):
+        raise TypeError("sources= takes a list of source names, not a string")
+    chosen = tuple(sources)
+    unknown = [name for name in chosen if name not in SOURCE_NAMES]
+    if unknown:
+        raise ValueError(
+            f"unknown source name(s) {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(SOURCE_NAMES)}"
+        )
+    if len(set(chosen)) != len(chosen):
+        raise ValueError("sources= names a source twice")
+    return chosen
+
+
+def check_source(name: str) -> tuple[SourceReport, Credential | None]:
+    """Look at one non-explicit source; never raises for missing or broken input."""
+    checks: dict[str, Callable[[], tuple[SourceReport, Credential | None]]] = {
+        "auth_file_env": _check_auth_file_env,
+        "auth_file": lambda: check_token_file("auth_file", _config.default_auth_file()),
+        "claude_code": _check_claude_code,
+        "claude_code_env": lambda: _check_env("claude_code_env", ENV.CODE_OAUTH_TOKEN, "oauth"),
+        "auth_token_env": lambda: _check_env("auth_token_env", ENV.AUTH_TOKEN, "auth_token"),
+        "api_key_env": lambda: _check_env("api_key_env", ENV.API_KEY, "api_key"),
+    }
+    return checks[name]()
+
+
+def _check_auth_file_env() -> tuple[SourceReport, Credential | None]:
+    raw = os.environ.get(ENV.AUTH_FILE)
+    if raw is None:
+        return SourceReport("auth_file_env", "absent", f"{ENV.AUTH_FILE} is not set"), None
+    if not raw.strip():
+        return SourceReport("auth_file_env", "invalid", f"{ENV.AUTH_FILE} is set but empty"), None
+    path = Path(raw.strip()).expanduser()
+    report, credential = check_token_file("auth_file_env", path)
+    if report.state == "absent":
+        report.state = "invalid"
+        report.detail = f"{ENV.AUTH_FILE} names {path}, which does not exist"
+    return report, credential
+
+
+def check_token_file(source: str, path: Path) -> tuple[SourceReport, Credential | None]:
+    """Parse a token file of either shape into a report and an OAuth credential."""
+    where = str(path)
+    try:
+        document = read_json_file(path)
+        tokens, shape = parse_token_document(document)
+    except FileNotFoundError:
+        return SourceReport(source, "absent", f"{where} does not exist", where), None
+    except TokenFileError as error:
+        return SourceReport(source, "invalid", str(error), where), None
+    except TokenFormatError as error:
+        return SourceReport(source, "invalid", f"{where}: {error}", where), None
+    return _token_report(source, tokens, where, f"{_shape_name(shape)} at {where}", path)
+
+
+def _token_report(
+    source: str, tokens: TokenSet, where: str, origin: str, path: Path | None
+) -> tuple[SourceReport, Credential | None]:
+    left = tokens.seconds_left()
+    if left <= 0 and tokens.refresh_token is None:
+        detail = f"{origin}: the access token expired {_duration(-left)} ago and there is no "
+        detail += "refresh token; log in again"
+        return SourceReport(source, "invalid", detail, where), None
+    if left == float("inf"):
+        when = "no expiry recorded"
+    elif left > 0:
+        when = f"expires in {_duration(left)}"
+    else:
+        when = f"expired {_duration(-left)} ago, will be refreshed"
+    refresh = "refresh token present" if tokens.refresh_token else "no refresh token"
+    detail = f"OAuth token ({mask(tokens.access_token)}) in {origin}, {when}, {refresh}"
+    credential = Credential("oauth", source, tokens=tokens, path=path)
+    return SourceReport(source, "available", detail, where), credential
+
+
+def _check_claude_code() -> tuple[SourceReport, Credential | None]:
+    path = _config.claude_code_file()
+    notes: list[str] = []
+    if keychain_enabled():
+        items = Keychain.candidates(_config.env_value(ENV.CONFIG_DIR))
+        for item in items:
+            try:
+                raw = item.read()
+            except KeychainUnavailable as error:
+                notes.append(f"Keychain unavailable: {error}")
+                break
+            if raw is None:
+                continue
+            try:
+                tokens, _shape = parse_token_document(json.loads(raw))
+            except (ValueError, TokenFormatError) as error:
+                notes.append(f"Keychain item {item.service!r} is not usable: {error}")
+                continue
+            report, credential = _token_report(
+                "claude_code", tokens, str(path), f"Keychain item {item.service!r}", path
+            )
+            if credential is not None:
+                credential.keychains = items
+            return report, credential
+    report, credential = check_token_file("claude_code", path)
+    if notes:
+        report.detail = f"{report.detail} ({'; '.join(notes)})"
+    return report, credential
+
+
+def _check_env(source: str, variable: str, kind: Kind) -> tuple[SourceReport, Credential | None]:
+    raw = os.environ.get(variable)
+    if raw is None:
+        return SourceReport(source, "absent", f"{variable} is not set"), None
+    value = raw.strip()
+    if not value:
+        return SourceReport(source, "invalid", f"{variable} is set but empty"), None
+    if any(character.isspace() for character in value) or not value.isprintable():
+        detail = f"{variable} contains spaces or control characters; it is not a credential"
+        return SourceReport(source, "invalid", detail), None
+    label = {"oauth": "OAuth token", "api_key": "API key", "auth_token": "bearer token"}[kind]
+    report = SourceReport(source, "available", f"{label} ({mask(value)}) in {variable}")
+    return report, Credential(kind, source, secret=value)
+
+
+def _shape_name(shape: str) -> str:
+    return "Claude Code's credentials" if shape == "claude_code" else "token file"
+
+
+def _duration(seconds: float) -> str:
+    seconds = abs(seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def describe_expiry(expires_at: float | None) -> str:
+    """A short human phrase for an expiry time."""
+    if expires_at is None:
+        return "no expiry recorded"
+    left = expires_at - time.time()
+    return f"expires in {_duration(left)}" if left > 0 else f"expired {_duration(left)} ago"

@@ -1,0 +1,166 @@
+"""Token values, masking, expiry arithmetic and the two token-file shapes."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "CLAUDE_CODE_KEY",
+    "FileShape",
+    "TokenSet",
+    "mask",
+    "parse_token_document",
+    "render_token_document",
+]
+
+FileShape = Literal["ours", "claude_code"]
+CLAUDE_CODE_KEY = "claudeAiOauth"
+
+
+def mask(secret: str | None) -> str:
+    """Show at most the last 4 characters of a secret."""
+    if not secret:
+        return "<none>"
+    if len(secret) < 12:
+        return "****"
+    return f"...{secret[-4:]}"
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """An OAuth token pair with its expiry (unix seconds); repr never shows a secret."""
+
+    access_token: str
+    refresh_token: str | None = None
+    expires_at: float | None = None
+    scopes: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"TokenSet(access_token={mask(self.access_token)!r}, "
+            f"refresh_token={mask(self.refresh_token)!r}, expires_at={self.expires_at!r})"
+        )
+
+    def seconds_left(self, now: float | None = None) -> float:
+        """Seconds until expiry (infinite when the expiry is unknown)."""
+        if self.expires_at is None:
+            return math.inf
+        return self.expires_at - (time.time() if now is None else now)
+
+
+class TokenFormatError(ValueError):
+    """The JSON document is not a token file; the message says what is wrong."""
+
+
+def _string(value: object, name: str, *, required: bool) -> str | None:
+    if value is None:
+        if required:
+            raise TokenFormatError(f'missing "{name}"')
+        return None
+    if not isinstance(value, str):
+        raise TokenFormatError(f'"{name}" must be a string, not {type(value).__name__}')
+    if not value.strip():
+        if required:
+            raise TokenFormatError(f'"{name}" is empty')
+        return None
+    return value.strip()
+
+
+def _number(value: object, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TokenFormatError(f'"{name}" must be a number, not {type(value).__name__}')
+    if not math.isfinite(value) or value < 0:
+        raise TokenFormatError(f'"{name}" must be a finite, non-negative number')
+    return float(value)
+
+
+def _scopes(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(value.split())
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    raise TokenFormatError('"scopes" must be a list of strings')
+
+
+def parse_token_document(document: object) -> tuple[TokenSet, FileShape]:
+    """Read either file shape; raise TokenFormatError naming what is wrong."""
+    if not isinstance(document, dict):
+        raise TokenFormatError(f"expected a JSON object, found a JSON {_json_kind(document)}")
+    if CLAUDE_CODE_KEY in document:
+        inner = document[CLAUDE_CODE_KEY]
+        if not isinstance(inner, dict):
+            raise TokenFormatError(f'"{CLAUDE_CODE_KEY}" must be an object')
+        access = _string(inner.get("accessToken"), "accessToken", required=True)
+        assert access is not None
+        expires_ms = _number(inner.get("expiresAt"), "expiresAt")
+        tokens = TokenSet(
+            access_token=access,
+            refresh_token=_string(inner.get("refreshToken"), "refreshToken", required=False),
+            expires_at=None if expires_ms is None else expires_ms / 1000.0,
+            scopes=_scopes(inner.get("scopes")),
+            extra={k: v for k, v in inner.items() if k == "subscriptionType"},
+        )
+        return tokens, "claude_code"
+    access = _string(document.get("access_token"), "access_token", required=True)
+    assert access is not None
+    tokens = TokenSet(
+        access_token=access,
+        refresh_token=_string(document.get("refresh_token"), "refresh_token", required=False),
+        expires_at=_number(document.get("token_expiry"), "token_expiry"),
+        scopes=_scopes(document.get("scopes")),
+        extra={
+            key: document[key]
+            for key in ("client_id", "token_url")
+            if isinstance(document.get(key), str) and document[key].strip()
+        },
+    )
+    return tokens, "ours"
+
+
+def render_token_document(
+    tokens: TokenSet, shape: FileShape, previous: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Write tokens in ``shape``, keeping every key of ``previous`` we do not own."""
+    document: dict[str, Any] = dict(previous or {})
+    if shape == "claude_code":
+        inner = document.get(CLAUDE_CODE_KEY)
+        inner = dict(inner) if isinstance(inner, dict) else {}
+        inner["accessToken"] = tokens.access_token
+        if tokens.refresh_token is not None:
+            inner["refreshToken"] = tokens.refresh_token
+        if tokens.expires_at is not None:
+            inner["expiresAt"] = int(tokens.expires_at * 1000)
+        if tokens.scopes and "scopes" not in inner:
+            inner["scopes"] = list(tokens.scopes)
+        document[CLAUDE_CODE_KEY] = inner
+        return document
+    document["access_token"] = tokens.access_token
+    if tokens.refresh_token is not None:
+        document["refresh_token"] = tokens.refresh_token
+    if tokens.expires_at is not None:
+        document["token_expiry"] = int(tokens.expires_at)
+    if tokens.scopes and "scopes" not in document:
+        document["scopes"] = list(tokens.scopes)
+    return document
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if value is None:
+        return "null"
+    return type(value).__name__
