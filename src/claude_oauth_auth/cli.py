@@ -29,7 +29,7 @@ exit codes:
 STATUS_EPILOG = """\
 examples:
   claude-oauth-auth status          a table of every credential source and the summary
-  claude-oauth-auth status --json   the same as JSON (no secrets: a token's last 4 characters at most)
+  claude-oauth-auth status --json   the same as JSON (never a secret)
 
 Exits 0 when a usable credential exists, 1 when none does.
 """

@@ -1,0 +1,60 @@
+"""Token-file writers and paths shared by the tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+
+def auth_file_path(home: Path) -> Path:
+    return home / ".config" / "claude" / "auth.json"
+
+
+def claude_code_path(home: Path) -> Path:
+    return home / ".claude" / ".credentials.json"
+
+
+def write_json(path: Path, document: Any, mode: int = 0o600) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.write_text(json.dumps(document))
+    os.chmod(path, mode)
+    return path
+
+
+def write_auth_file(
+    path: Path,
+    access_token: str,
+    refresh_token: str | None,
+    expires_in: float = 3600,
+    **extra: Any,
+) -> Path:
+    document: dict[str, Any] = {
+        "access_token": access_token,
+        "token_expiry": time.time() + expires_in,
+    }
+    if refresh_token is not None:
+        document["refresh_token"] = refresh_token
+    document.update(extra)
+    return write_json(path, document)
+
+
+def write_claude_code_file(
+    path: Path, access_token: str, refresh_token: str | None, expires_in: float = 3600, **extra: Any
+) -> Path:
+    inner: dict[str, Any] = {
+        "accessToken": access_token,
+        "expiresAt": int((time.time() + expires_in) * 1000),
+        "scopes": ["user:inference", "user:profile"],
+        "subscriptionType": "max",
+    }
+    if refresh_token is not None:
+        inner["refreshToken"] = refresh_token
+    document = {"claudeAiOauth": inner, "mcpOAuth": {"server": {"token": "keep-me"}}, **extra}
+    return write_json(path, document)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
