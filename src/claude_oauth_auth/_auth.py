@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -241,8 +242,12 @@ class UnifiedAuthManager:
         return StaticOAuthToken(credential.secret, source=ENV.CODE_OAUTH_TOKEN)
 
     def _check_oauth_at_start(self) -> None:
+        """Refresh a token that is due, so a dead login falls back (or raises) right away."""
         manager = self.token_manager
         if manager is None or not manager.needs_refresh():
+            return
+        if _inside_event_loop():
+            log.debug("claude-oauth-auth: inside an event loop; the first request will refresh")
             return
         from ._sdk_errors import OAuthRefreshError
 
@@ -312,3 +317,15 @@ def explain_reports(reports: Sequence[SourceReport]) -> str:
         f"or write OAuth tokens to {default_auth_file()} with `claude-oauth-auth save`."
     )
     return "\n".join(lines)
+
+
+def _inside_event_loop() -> bool:
+    """True when called from a running asyncio loop (a refresh here would block it)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return False
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

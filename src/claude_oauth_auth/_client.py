@@ -25,6 +25,14 @@ CLAUDE_CODE_ADVICE = (
     " [claude-oauth-auth: this is a Claude subscription (Pro/Max) token, which Anthropic's terms "
     "limit to Claude Code. Use an API key instead: set ANTHROPIC_API_KEY or pass api_key=.]"
 )
+RELOGIN = (
+    "Log in again (run `claude`, then /login, or `claude-oauth-auth save`), or set "
+    "ANTHROPIC_API_KEY or pass api_key=.]"
+)
+NO_FALLBACK_ADVICE = (
+    " [claude-oauth-auth: OAuth is unusable and no API key was found to fall back to. " + RELOGIN
+)
+REFUSED_TOKEN_ADVICE = " [claude-oauth-auth: the API refused the OAuth access token. " + RELOGIN
 
 
 class _CacheSource:
@@ -152,7 +160,7 @@ class _OAuthFlow(AccessTokenAuth):
     def _switch_or_raise(self, error: OAuthRefreshError) -> str:
         key = self._auth.switch_to_fallback(str(error))
         if key is None:
-            raise error
+            raise _advised(error, NO_FALLBACK_ADVICE)
         return key
 
     def _claude_code_only_fallback(self, response: httpx2.Response) -> str | None:
@@ -167,21 +175,37 @@ class _OAuthFlow(AccessTokenAuth):
 def _apply_key(request: httpx2.Request, key: str) -> None:
     """Send ``key`` the way the SDK sends ``api_key=``, without the OAuth beta flag."""
     request.headers["Authorization"] = f"Bearer {key}"
-    flags = [
-        flag.strip()
-        for flag in request.headers.get("anthropic-beta", "").split(",")
-        if flag.strip() and flag.strip() != OAUTH_BETA
-    ]
+    flags = [flag for flag in _beta_flags(request) if flag != OAUTH_BETA]
     if flags:
         request.headers["anthropic-beta"] = ",".join(flags)
     elif "anthropic-beta" in request.headers:
         del request.headers["anthropic-beta"]
 
 
+def _beta_flags(request: httpx2.Request) -> list[str]:
+    return [
+        flag.strip()
+        for flag in request.headers.get("anthropic-beta", "").split(",")
+        if flag.strip()
+    ]
+
+
+def _advised(error: anthropic.APIStatusError, advice: str) -> anthropic.APIStatusError:
+    """Append what to do to an SDK error's message (once)."""
+    if advice not in error.message:
+        error.message += advice
+        error.args = (error.message,)
+    return error
+
+
 def _resolve(
     auth_manager: UnifiedAuthManager | None, arguments: dict[str, Any]
 ) -> tuple[UnifiedAuthManager, dict[str, Any]]:
-    auth = auth_manager if auth_manager is not None else UnifiedAuthManager(**arguments)
+    try:
+        auth = auth_manager if auth_manager is not None else UnifiedAuthManager(**arguments)
+    except OAuthRefreshError as error:
+        _advised(error, NO_FALLBACK_ADVICE)
+        raise
     active = auth.active_credential
     if active.kind == "api_key":
         return auth, {"api_key": active.secret}
@@ -257,11 +281,23 @@ class _ClaudeClientMixin:
                 api_key=api_key, auth_token=auth_token, credentials=credentials, **options
             )
             return copied
-        extra = {"auth_manager": self.auth_manager, **_extra_kwargs}
+        extra: dict[str, Any] = {"auth_manager": self.auth_manager}
+        if self.auth_manager.active_credential.kind == "oauth" and options.get("base_url") is None:
+            extra["_token_cache"] = self._token_cache  # one cache (and one refresh) for all copies
+        extra.update(_extra_kwargs)
         shared: Self = sdk_base.copy(_extra_kwargs=extra, **options)
         return shared
 
     with_options = copy
+
+    def _should_retry(self, response: httpx2.Response) -> bool:
+        # Our auth flow already refreshed and resent a 401; a second round would spend another
+        # refresh token on a credential the API keeps refusing.
+        if response.status_code == 401 and isinstance(self._custom_auth, _OAuthFlow):
+            return False
+        sdk_base: Any = super()
+        should: bool = sdk_base._should_retry(response)
+        return should
 
     def _make_status_error_from_response(
         self, response: httpx2.Response
@@ -269,8 +305,9 @@ class _ClaudeClientMixin:
         sdk_base: Any = super()
         error: anthropic.APIStatusError = sdk_base._make_status_error_from_response(response)
         if error.status_code in (400, 403) and CLAUDE_CODE_ONLY in error.message.lower():
-            error.message += CLAUDE_CODE_ADVICE
-            error.args = (error.message,)
+            return _advised(error, CLAUDE_CODE_ADVICE)
+        if error.status_code == 401 and OAUTH_BETA in _beta_flags(response.request):
+            return _advised(error, REFUSED_TOKEN_ADVICE)
         return error
 
 
