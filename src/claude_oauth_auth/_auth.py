@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._config import ENV, default_auth_file
-from ._errors import TokenRefreshError
+from ._errors import ClaudeAuthError, TokenRefreshError
 from ._oauth import OAuthTokenManager, _make_access_token
 from ._sources import Credential, SourceReport, check_source, validate_sources
 from ._tokens import mask
@@ -249,15 +249,19 @@ class UnifiedAuthManager:
         if _inside_event_loop():
             log.debug("claude-oauth-auth: inside an event loop; the first request will refresh")
             return
-        from ._sdk_errors import OAuthRefreshError
-
         try:
             manager.get_valid_token()
-        except OAuthRefreshError as error:
-            if self.switch_to_fallback(str(error)) is None:
-                raise
         except TokenRefreshError as error:
             log.warning("claude-oauth-auth: could not refresh the OAuth token yet: %s", error)
+        except ClaudeAuthError as error:
+            # Only a refused refresh is an OAuthRefreshError; importing that class imports the
+            # SDK, so it happens here, on the failure path, not on every successful start.
+            from ._sdk_errors import OAuthRefreshError
+
+            if not isinstance(error, OAuthRefreshError):
+                raise
+            if self.switch_to_fallback(str(error)) is None:
+                raise
 
     # ----- fallback --------------------------------------------------------------------------
 
