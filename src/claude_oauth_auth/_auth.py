@@ -115,7 +115,7 @@ class UnifiedAuthManager:
         self._report(self.credential.source).state = "used"
         self.token_source = self._token_source_for(self.credential)
         log.info(
-            "claude-oauth-auth: using %s from %s",
+            "Using %s from %s",
             "OAuth" if self.credential.kind == "oauth" else "an API key",
             self.credential.source,
         )
@@ -164,9 +164,9 @@ class UnifiedAuthManager:
                 continue
             report, credential = check_source(name)
             self._reports[name] = report
-            log.debug("claude-oauth-auth: source %s is %s: %s", name, report.state, report.detail)
+            log.debug("Source %s is %s: %s", name, report.state, report.detail)
             if report.state == "invalid":
-                log.warning("claude-oauth-auth: skipping %s: %s", name, report.detail)
+                log.warning("Skipping %s: %s", name, report.detail)
             if credential is not None:
                 return credential
         return None
@@ -247,12 +247,12 @@ class UnifiedAuthManager:
         if manager is None or not manager.needs_refresh():
             return
         if _inside_event_loop():
-            log.debug("claude-oauth-auth: inside an event loop; the first request will refresh")
+            log.debug("Inside an event loop; the first request will refresh")
             return
         try:
             manager.get_valid_token()
         except TokenRefreshError as error:
-            log.warning("claude-oauth-auth: could not refresh the OAuth token yet: %s", error)
+            log.warning("Could not refresh the OAuth token yet: %s", error)
         except ClaudeAuthError as error:
             # Only a refused refresh is an OAuthRefreshError; importing that class imports the
             # SDK, so it happens here, on the failure path, not on every successful start.
@@ -296,7 +296,7 @@ class UnifiedAuthManager:
             primary.detail = f"{primary.detail}; OAuth failed: {reason}".lstrip("; ")
             self._report(fallback.source).state = "used"
         log.warning(
-            "claude-oauth-auth: OAuth from %s failed (%s); falling back to the %s from %s",
+            "OAuth from %s failed (%s); falling back to the %s from %s",
             self.credential.source,
             reason,
             "API key" if fallback.kind == "api_key" else "bearer token",

@@ -238,6 +238,9 @@ class _ClaudeClientMixin:
         token_file: str | os.PathLike[str] | None = None,
         sources: Sequence[str] | None = None,
         credentials: Callable[..., Any] | None = None,
+        refresh_threshold: float | None = None,
+        client_id: str | None = None,
+        token_url: str | None = None,
         **sdk_options: Any,
     ) -> None:
         arguments = {
@@ -247,6 +250,9 @@ class _ClaudeClientMixin:
             "credentials": credentials,
             "token_file": token_file,
             "sources": sources,
+            "refresh_threshold": refresh_threshold,
+            "client_id": client_id,
+            "token_url": token_url,
         }
         self.auth_manager, credential = _resolve(auth_manager, arguments)
         sdk_base: Any = super()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import stat
 import subprocess
@@ -27,6 +28,8 @@ __all__ = [
     "read_json_file",
     "write_json_atomic",
 ]
+
+log = logging.getLogger("claude_oauth_auth")
 
 MAX_TOKEN_FILE_BYTES = 1024 * 1024
 LOCK_TIMEOUT_SECONDS = 60.0
@@ -136,11 +139,9 @@ def file_lock(token_file: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterat
     """Hold the cross-process lock for ``token_file``."""
     import filelock  # imported here: only a refresh or a save needs it
 
-    folder = token_file.parent
-    if not folder.exists():
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     lock = filelock.FileLock(str(lock_path(token_file)), timeout=timeout, mode=0o600)
     try:
+        token_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         lock.acquire()
     except filelock.Timeout:
         raise TokenFileError(
@@ -148,6 +149,16 @@ def file_lock(token_file: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterat
             f"is locked by another process for over {timeout:.0f} s",
             f"check for a stuck process holding {lock_path(token_file)}",
         ) from None
+    except OSError as error:
+        # A folder we cannot write to: go on unlocked; the save that follows fails loudly and
+        # the caller keeps the new tokens in memory.
+        log.warning(
+            "Cannot create the lock file %s (%s); continuing without the cross-process lock",
+            lock_path(token_file),
+            error.strerror or error,
+        )
+        yield
+        return
     try:
         yield
     finally:

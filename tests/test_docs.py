@@ -1,0 +1,355 @@
+"""Every ```python block in docs/*.md and README.md runs here, against the loopback server.
+
+How a block runs
+    Each block is executed in-process with ``exec`` in a fresh namespace whose ``__name__`` is
+    ``"__doc_example__"`` (so ``if __name__ == "__main__": app.run()`` does not start a server).
+    The autouse ``home`` fixture gives it an empty HOME and none of our environment variables;
+    ``oauth_env`` points ``ANTHROPIC_BASE_URL`` and ``CLAUDE_OAUTH_TOKEN_URL`` at a fresh
+    ``FakeAnthropic``. The current directory is a temporary folder. Any literal that looks like an
+    API key (``sk-ant-api03-...``) is registered with the server first, so placeholder keys in the
+    docs are real keys there. The environment and the root logger are restored afterwards.
+
+HTML comments on the lines just before a block (the page shows none of them)
+    ``<!-- skip: REASON -->``       not run; reported as skipped with REASON
+    ``<!-- setup: NAME, NAME -->``  prepare the world first; NAME is a key of ``SETUPS`` below
+    ``<!-- continue -->``           run in the same namespace and world as the block before it
+
+A block whose import of an optional package (``OPTIONAL_PACKAGES``) fails is skipped, naming
+the package. README.md is not owned by the docs: its blocks get ``README_SETUP`` by default.
+
+Also here: the Quickstart's steps, shell and Python, run in order in a fresh HOME with the
+installed console script; and ``mkdocs build --strict`` (skipped when mkdocs is not installed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from fakeapi import FakeAnthropic, Fault
+from helpers import auth_file_path, claude_code_path, write_auth_file, write_claude_code_file
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC_FILES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
+README_SETUP = ("oauth_file",)
+OPTIONAL_PACKAGES = {"flask", "fastapi", "cryptography", "boto3"}
+
+FENCE = re.compile(
+    r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```", re.M | re.S
+)
+COMMENT = re.compile(r"^\s*<!--\s*(skip|setup|continue)\s*:?\s*(.*?)\s*-->\s*$")
+API_KEY_LITERAL = re.compile(r"sk-ant-api03-[A-Za-z0-9_-]+")
+
+
+# ----- setups: what a block may ask for with <!-- setup: NAME --> ----------------------------
+
+
+def _api_key(server: FakeAnthropic, home: Path, env: dict[str, str]) -> None:
+    env["ANTHROPIC_API_KEY"] = server.add_api_key()
+
+
+def _oauth_file(server: FakeAnthropic, home: Path, env: dict[str, str]) -> None:
+    access, refresh = server.issue_tokens()
+    write_auth_file(auth_file_path(home), access, refresh)
+
+
+def _oauth_file_dead(server: FakeAnthropic, home: Path, env: dict[str, str]) -> None:
+    access, refresh = server.issue_tokens(expires_in=-60)
+    server.revoke_refresh_token(refresh)
+    write_auth_file(auth_file_path(home), access, refresh, expires_in=-60)
+
+
+def _claude_code(server: FakeAnthropic, home: Path, env: dict[str, str]) -> None:
+    access, refresh = server.issue_tokens()
+    write_claude_code_file(claude_code_path(home), access, refresh)
+
+
+def _subscription_token(server: FakeAnthropic, home: Path, env: dict[str, str]) -> None:
+    access, refresh = server.issue_tokens(claude_code_only=True)
+    write_auth_file(auth_file_path(home), access, refresh)
+
+
+def _token_pair(server: FakeAnthropic, home: Path, env: dict[str, str]) -> None:
+    access, refresh = server.issue_tokens()
+    env["MY_ACCESS_TOKEN"], env["MY_REFRESH_TOKEN"] = access, refresh
+    env["MY_TOKEN_EXPIRY"] = str(int(time.time()) + 3600)
+
+
+def _backup_key(server: FakeAnthropic, home: Path, env: dict[str, str]) -> None:
+    env["BACKUP_ANTHROPIC_API_KEY"] = server.add_api_key()
+
+
+def _rotating_keys(server: FakeAnthropic, home: Path, env: dict[str, str]) -> None:
+    env["ANTHROPIC_API_KEY_NEW"] = "sk-ant-api03-not-yet-active"  # unknown to the server
+    env["ANTHROPIC_API_KEY_OLD"] = server.add_api_key()
+
+
+def _rate_limited(server: FakeAnthropic, home: Path, env: dict[str, str]) -> None:
+    busy = {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}
+    server.api_faults.extend(Fault(429, busy, {"retry-after": "0"}) for _ in range(2))
+
+
+Setup = Callable[[FakeAnthropic, Path, dict[str, str]], None]
+SETUPS: dict[str, Setup] = {
+    "api_key": _api_key,  # ANTHROPIC_API_KEY is a key the server accepts
+    "oauth_file": _oauth_file,  # ~/.config/claude/auth.json with a fresh refreshable pair
+    "oauth_file_dead": _oauth_file_dead,  # auth.json expired, its refresh token revoked
+    "claude_code": _claude_code,  # ~/.claude/.credentials.json, as Claude Code writes it
+    "subscription_token": _subscription_token,  # auth.json whose token is for Claude Code only
+    "token_pair": _token_pair,  # MY_ACCESS_TOKEN, MY_REFRESH_TOKEN, MY_TOKEN_EXPIRY
+    "backup_key": _backup_key,  # BACKUP_ANTHROPIC_API_KEY is a key the server accepts
+    "rotating_keys": _rotating_keys,  # ANTHROPIC_API_KEY_NEW refused, ANTHROPIC_API_KEY_OLD ok
+    "rate_limited": _rate_limited,  # the next two API calls answer 429
+}
+
+
+# ----- extracting blocks ---------------------------------------------------------------------
+
+
+@dataclass
+class Block:
+    path: Path
+    line: int
+    lang: str
+    code: str
+    skip: str | None = None
+    setups: list[str] = field(default_factory=list)
+    continues: bool = False
+
+    @property
+    def where(self) -> str:
+        return f"{self.path.relative_to(ROOT)}:{self.line}"
+
+
+def extract_blocks(path: Path) -> list[Block]:
+    """Every fenced block of ``path`` with the directives in the comments just above it."""
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    blocks = []
+    for match in FENCE.finditer(text):
+        line = text.count("\n", 0, match.start()) + 1
+        block = Block(path, line, match["lang"], textwrap.dedent(match["body"]))
+        above = line - 2
+        while above >= 0 and (directive := COMMENT.match(lines[above])):
+            kind, value = directive.groups()
+            if kind == "skip":
+                block.skip = value or "marked skip"
+            elif kind == "setup":
+                block.setups += [name.strip() for name in value.split(",") if name.strip()]
+            else:
+                block.continues = True
+            above -= 1
+        blocks.append(block)
+    return blocks
+
+
+def python_groups() -> list[list[Block]]:
+    """Python blocks, grouped so that a ``continue`` block runs after the one it continues."""
+    groups: list[list[Block]] = []
+    for path in DOC_FILES:
+        previous: list[Block] | None = None
+        for block in extract_blocks(path):
+            if block.lang != "python":
+                continue
+            if path.name == "README.md" and not block.setups:
+                block.setups = list(README_SETUP)
+            if block.continues and previous is not None:
+                previous.append(block)
+            else:
+                previous = [block]
+                groups.append(previous)
+    return groups
+
+
+GROUPS = python_groups()
+
+
+def test_directives_are_known_and_placed() -> None:
+    """A misspelt setup, or a comment not directly above a block, would be silently ignored."""
+    for path in DOC_FILES:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines[:-1], start=1):
+            if COMMENT.match(line):
+                below = lines[number]
+                assert COMMENT.match(below) or below.lstrip().startswith("```"), (
+                    f"{path.name}:{number}: a directive must be directly above a code block"
+                )
+    for group in GROUPS:
+        for block in group:
+            unknown = [name for name in block.setups if name not in SETUPS]
+            assert not unknown, f"{block.where}: unknown setup {unknown}"
+        assert not group[0].continues, f"{group[0].where}: `continue` with no block before it"
+
+
+# ----- running blocks ------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def restored_process_state(cwd: Path) -> Iterator[None]:
+    """Whatever a block does to os.environ, the cwd or the log levels is undone afterwards."""
+    environ = dict(os.environ)
+    old_cwd = Path.cwd()
+    loggers = [logging.getLogger(), logging.getLogger("claude_oauth_auth")]
+    saved = [(list(logger.handlers), logger.level) for logger in loggers]
+    os.chdir(cwd)
+    try:
+        yield
+    finally:
+        os.chdir(old_cwd)
+        os.environ.clear()
+        os.environ.update(environ)
+        for logger, (handlers, level) in zip(loggers, saved, strict=True):
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+
+
+@pytest.mark.parametrize("group", GROUPS, ids=[group[0].where for group in GROUPS])
+def test_doc_block(
+    group: list[Block], oauth_env: FakeAnthropic, home: Path, tmp_path: Path
+) -> None:
+    head = group[0]
+    if head.skip:
+        pytest.skip(f"{head.where}: {head.skip}")
+    server = oauth_env
+    work = tmp_path / "work"
+    work.mkdir()
+    namespace: dict[str, object] = {"__name__": "__doc_example__"}
+    with restored_process_state(work):
+        for block in group:
+            if block.skip:
+                pytest.skip(f"{block.where}: {block.skip}")
+            for key in API_KEY_LITERAL.findall(block.code):
+                server.add_api_key(key)
+            extra: dict[str, str] = {}
+            for name in block.setups:
+                SETUPS[name](server, home, extra)
+            os.environ.update(extra)
+            code = compile(block.code, block.where, "exec")
+            try:
+                exec(code, namespace)
+            except ModuleNotFoundError as error:
+                if error.name in OPTIONAL_PACKAGES:
+                    pytest.skip(f"{block.where}: needs {error.name} (pip install {error.name})")
+                raise
+    assert not server.errors, server.errors
+
+
+# ----- the Quickstart, step by step ----------------------------------------------------------
+
+INSTALL_STEP = re.compile(r"^(pip|pip3|python3? -m (pip|venv)|source|\.\s)\b")
+
+
+def _console_script() -> str:
+    script = Path(sys.executable).with_name("claude-oauth-auth")
+    if script.exists():
+        return str(script)
+    found = shutil.which("claude-oauth-auth")
+    if found is None:
+        pytest.skip("the claude-oauth-auth console script is not installed")
+    return found
+
+
+def _run(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, f"{argv}: exit {result.returncode}\n{result.stderr}"
+    return result
+
+
+def test_quickstart_runs_in_order(server: FakeAnthropic, tmp_path: Path) -> None:
+    """Run quickstart.md's shell lines and Python blocks top to bottom, in a fresh HOME."""
+    home = tmp_path / "fresh-home"
+    home.mkdir()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("ANTHROPIC_", "CLAUDE_"))
+    }
+    env.update(
+        HOME=str(home),
+        USERPROFILE=str(home),
+        ANTHROPIC_BASE_URL=server.base_url,
+        CLAUDE_OAUTH_TOKEN_URL=server.token_url,
+    )
+    env.pop("APPDATA", None)
+    ran: list[str] = []
+    outputs: list[str] = []
+    for block in extract_blocks(ROOT / "docs" / "quickstart.md"):
+        if block.skip:
+            continue
+        if block.lang == "python":
+            outputs.append(_run([sys.executable, "-c", block.code], env, tmp_path).stdout)
+            ran.append("python block")
+            continue
+        if block.lang not in ("bash", "console", "shell", "sh"):
+            continue
+        for raw in block.code.splitlines():
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if INSTALL_STEP.match(line):
+                continue  # the package under test is already installed in this interpreter
+            words = shlex.split(line, comments=True)
+            if words[0] == "export":
+                name, _, value = words[1].partition("=")
+                env[name] = value
+                for key in API_KEY_LITERAL.findall(value):
+                    server.add_api_key(key)
+            elif words[0] == "claude-oauth-auth":
+                outputs.append(_run([_console_script(), *words[1:]], env, tmp_path).stdout)
+            elif words[0] in ("python", "python3"):
+                outputs.append(_run([sys.executable, *words[1:]], env, tmp_path).stdout)
+            else:
+                pytest.fail(f"quickstart.md:{block.line}: no rule to run {line!r}")
+            ran.append(line)
+    assert any("--version" in step for step in ran), "the Quickstart starts with an install check"
+    assert "Hello from fake API" in "".join(outputs), "the Quickstart ends with a successful call"
+    assert server.api_requests_count() >= 1
+    assert not server.errors, server.errors
+
+
+# ----- the site builds -----------------------------------------------------------------------
+
+
+def test_mkdocs_build_strict(tmp_path: Path) -> None:
+    missing = [
+        name
+        for name in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python")
+        if not _importable(name)
+    ]
+    if missing:
+        pytest.skip(f"needs the docs extra (pip install -e '.[docs]'): missing {missing}")
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "site" / "reference" / "index.html").exists()
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
