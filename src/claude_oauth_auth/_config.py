@@ -16,6 +16,7 @@ __all__ = [
     "claude_code_file",
     "default_auth_file",
     "env_value",
+    "expand_path",
     "refresh_threshold",
     "validate_token_url",
 ]
@@ -46,6 +47,15 @@ def env_value(name: str) -> str | None:
     return value.strip()
 
 
+def expand_path(raw: str | os.PathLike[str]) -> Path:
+    """``~`` expanded; a ``~user`` naming no user is left as written (it then does not exist)."""
+    path = Path(raw)
+    try:
+        return path.expanduser()
+    except RuntimeError:
+        return path
+
+
 def default_auth_file() -> Path:
     """``~/.config/claude/auth.json``, or ``%APPDATA%\\claude\\auth.json`` on Windows."""
     if sys.platform == "win32":
@@ -58,7 +68,7 @@ def default_auth_file() -> Path:
 def claude_code_file() -> Path:
     """Claude Code's credentials file (``$CLAUDE_CONFIG_DIR`` or ``~/.claude``)."""
     config_dir = env_value(ENV.CONFIG_DIR)
-    base = Path(config_dir).expanduser() if config_dir else Path.home() / ".claude"
+    base = expand_path(config_dir) if config_dir else Path.home() / ".claude"
     return base / ".credentials.json"
 
 

@@ -60,7 +60,7 @@ def _make_access_token(token: str) -> AccessToken:
 def default_token_file() -> Path:
     """The first existing of CLAUDE_AUTH_FILE, our auth.json, Claude Code's file; else our path."""
     named = _config.env_value(_config.ENV.AUTH_FILE)
-    ours = Path(named).expanduser() if named else _config.default_auth_file()
+    ours = _config.expand_path(named) if named else _config.default_auth_file()
     for candidate in (ours, _config.claude_code_file()):
         if candidate.is_file():
             return candidate
@@ -120,7 +120,7 @@ class OAuthTokenManager:
         self.refresh_token = None
         self.token_expiry = None
         if access_token is not None or refresh_token is not None:
-            self.token_file = Path(token_file).expanduser() if token_file is not None else None
+            self.token_file = _config.expand_path(token_file) if token_file is not None else None
             self.access_token = access_token
             self.refresh_token = refresh_token
             self.token_expiry = None if token_expiry is None else float(token_expiry)
@@ -129,7 +129,7 @@ class OAuthTokenManager:
                 self._signature = file_signature(self.token_file)
         else:
             self.token_file = (
-                Path(token_file).expanduser() if token_file is not None else default_token_file()
+                _config.expand_path(token_file) if token_file is not None else default_token_file()
             )
             self._reload()
 

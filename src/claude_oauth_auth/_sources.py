@@ -119,7 +119,7 @@ def _check_auth_file_env() -> tuple[SourceReport, Credential | None]:
         return SourceReport("auth_file_env", "absent", f"{ENV.AUTH_FILE} is not set"), None
     if not raw.strip():
         return SourceReport("auth_file_env", "invalid", f"{ENV.AUTH_FILE} is set but empty"), None
-    path = Path(raw.strip()).expanduser()
+    path = _config.expand_path(raw.strip())
     report, credential = check_token_file("auth_file_env", path)
     if report.state == "absent":
         report.state = "invalid"

@@ -83,6 +83,10 @@ def read_json_file(path: Path, *, check_permissions: bool = True) -> Any:
         raise TokenFileError(
             where, f"is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})"
         ) from None
+    except (ValueError, RecursionError):
+        # Python's own limits: an integer of thousands of digits, or nesting thousands deep.
+        reason = "is not a token file (its JSON is absurdly large or deep)"
+        raise TokenFileError(where, reason) from None
 
 
 def write_json_atomic(path: Path, document: Any) -> None:

@@ -75,9 +75,13 @@ def _number(value: object, name: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TokenFormatError(f'"{name}" must be a number, not {type(value).__name__}')
-    if not math.isfinite(value) or value < 0:
+    try:
+        number = float(value)
+    except OverflowError:
+        raise TokenFormatError(f'"{name}" is far too large to be a time') from None
+    if not math.isfinite(number) or number < 0:
         raise TokenFormatError(f'"{name}" must be a finite, non-negative number')
-    return float(value)
+    return number
 
 
 def _scopes(value: object) -> tuple[str, ...]:

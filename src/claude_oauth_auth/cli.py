@@ -702,10 +702,10 @@ def _logout(arguments: argparse.Namespace) -> int:
 
 def _our_token_file() -> Path:
     """Our token file: ``$CLAUDE_AUTH_FILE``, else the default ``auth.json``."""
-    from ._config import ENV, default_auth_file, env_value
+    from ._config import ENV, default_auth_file, env_value, expand_path
 
     named = env_value(ENV.AUTH_FILE)
-    return Path(named).expanduser() if named else default_auth_file()
+    return expand_path(named) if named else default_auth_file()
 
 
 def _refuse_claude_code_store(
