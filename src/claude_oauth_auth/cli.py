@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from ._errors import ClaudeAuthError, TokenFileError, TokenRefreshError
+from ._tokens import TokenSet
 
 if TYPE_CHECKING:
     from ._auth import UnifiedAuthManager
@@ -466,18 +467,18 @@ def _save(arguments: argparse.Namespace) -> int:
     _refuse_claude_code_store(path, "save tokens to it")
     with _terminal_echo_off("Paste the token JSON (it is not shown), then press Ctrl-D:"):
         raw = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
-    fields = _validated_tokens(raw)
+    tokens = _validated_tokens(raw)
     with file_lock(path):
         previous = _previous_document(path)
         _refuse_claude_code_store(path, "save tokens to it", previous)
-        document = _merge(previous, fields)
+        document = _merge(previous, tokens)
         write_json_atomic(path, document)
     from ._tokens import mask
 
     expiry = document["token_expiry"]
     refresh = (
         "with a refresh token"
-        if "refresh_token" in fields
+        if tokens.refresh_token is not None
         else "without a refresh token (it cannot be renewed)"
     )
     left = (
@@ -538,8 +539,11 @@ def _bad_input(message: str) -> CommandError:
     )
 
 
-def _validated_tokens(raw: bytes) -> dict[str, Any]:
-    """Check the JSON on standard input; the fields to store, or a CommandError (exit 1)."""
+def _validated_tokens(raw: bytes) -> TokenSet:
+    """Check the JSON on standard input (our file shape, or a token endpoint's answer)."""
+    from ._config import validate_token_url
+    from ._tokens import TokenFormatError, parse_token_document
+
     if len(raw) > MAX_INPUT_BYTES:
         raise _bad_input("standard input is larger than a token document can be")
     if not raw.strip():
@@ -558,51 +562,34 @@ def _validated_tokens(raw: bytes) -> dict[str, Any]:
             "this is Claude Code's credentials file, which claude-oauth-auth already reads "
             "directly (a copy would spend the same single-use refresh token as Claude Code)"
         )
-    fields: dict[str, Any] = {"access_token": _secret(document, "access_token", required=True)}
-    refresh_token = _secret(document, "refresh_token", required=False)
-    if refresh_token is not None:
-        fields["refresh_token"] = refresh_token
-    fields["token_expiry"] = _expiry(document)
-    if fields["token_expiry"] <= time.time() and refresh_token is None:
+    document = {**document, "token_expiry": _expiry(document)}
+    document.setdefault("scopes", document.get("scope"))
+    try:
+        tokens, _shape = parse_token_document(document)
+    except TokenFormatError as error:
+        raise _bad_input(str(error)) from None
+    for name in ("access_token", "refresh_token"):
+        value = getattr(tokens, name)
+        if value is not None and (any(c.isspace() for c in value) or not value.isprintable()):
+            raise _bad_input(f'"{name}" contains spaces or control characters')
+    if tokens.seconds_left() <= 0 and tokens.refresh_token is None:
         raise _bad_input("the access token has expired and there is no refresh token to renew it")
     for name in ("client_id", "token_url"):
-        value = document.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, str) or not value.strip():
+        if name in document and name not in tokens.extra:
             raise _bad_input(f'"{name}" must be a non-empty string')
-        fields[name] = value.strip()
-    if "token_url" in fields:
-        from ._config import validate_token_url
-
+    if "token_url" in tokens.extra:
         try:
-            validate_token_url(fields["token_url"])
+            validate_token_url(tokens.extra["token_url"])
         except ValueError as error:
             raise _bad_input(str(error)) from None
-    scopes = _scopes(document)
-    if scopes:
-        fields["scopes"] = scopes
     unknown = sorted(set(document) - KNOWN_INPUT_KEYS)
     if unknown:
         print(f"claude-oauth-auth: ignored unknown field(s): {', '.join(unknown)}", file=sys.stderr)
-    return fields
-
-
-def _secret(document: dict[str, Any], name: str, *, required: bool) -> str | None:
-    value = document.get(name)
-    if value is None:
-        if required:
-            raise _bad_input(f'"{name}" is missing')
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise _bad_input(f'"{name}" must be a non-empty string')
-    value = value.strip()
-    if any(character.isspace() for character in value) or not value.isprintable():
-        raise _bad_input(f'"{name}" contains spaces or control characters')
-    return value
+    return tokens
 
 
 def _expiry(document: dict[str, Any]) -> float:
+    """``token_expiry`` (unix seconds) or ``now + expires_in``: exactly one must be given."""
     has_expiry, has_lifetime = "token_expiry" in document, "expires_in" in document
     if has_expiry == has_lifetime:
         raise _bad_input('give exactly one of "token_expiry" (unix seconds) or "expires_in"')
@@ -621,17 +608,6 @@ def _expiry(document: dict[str, Any]) -> float:
     return float(value)
 
 
-def _scopes(document: dict[str, Any]) -> list[str]:
-    value = document.get("scopes", document.get("scope"))
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return value.split()
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return list(value)
-    raise _bad_input('"scopes" must be a list of strings')
-
-
 def _previous_document(path: Path) -> dict[str, Any] | None:
     """The current file, if it is a readable, trustworthy JSON object."""
     from ._store import read_json_file
@@ -643,23 +619,15 @@ def _previous_document(path: Path) -> dict[str, Any] | None:
     return document if isinstance(document, dict) else None
 
 
-def _merge(previous: dict[str, Any] | None, fields: dict[str, Any]) -> dict[str, Any]:
+def _merge(previous: dict[str, Any] | None, tokens: TokenSet) -> dict[str, Any]:
     """The new tokens over the old file's other keys (an old refresh token never survives)."""
-    from ._tokens import TokenSet, render_token_document
+    from ._tokens import render_token_document
 
-    replaced = {"access_token", "refresh_token", "token_expiry", *fields}
+    replaced = {"access_token", "refresh_token", "token_expiry", *tokens.extra}
+    if tokens.scopes:
+        replaced.add("scopes")
     kept = {key: value for key, value in (previous or {}).items() if key not in replaced}
-    tokens = TokenSet(
-        access_token=fields["access_token"],
-        refresh_token=fields.get("refresh_token"),
-        expires_at=fields["token_expiry"],
-        scopes=tuple(fields.get("scopes", ())),
-    )
-    document = render_token_document(tokens, "ours", kept)
-    for name in ("client_id", "token_url"):
-        if name in fields:
-            document[name] = fields[name]
-    return document
+    return {**render_token_document(tokens, "ours", kept), **tokens.extra}
 
 
 # ----- logout -------------------------------------------------------------------------------
