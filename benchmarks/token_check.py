@@ -1,0 +1,87 @@
+"""Token check: what our provider costs per request when the token is fresh.
+
+``manager(force_refresh=False)`` is what the SDK calls before every request (we return
+``expires_at=0``): a ``stat`` of the token file to see rotations by other programs, an expiry
+check and an ``AccessToken``. Measured in batches (the timer's own cost is negligible per
+batch); reported as the median over batches of the per-call time, in microseconds.
+
+For scale: the same for ``peek_valid_token()`` (what ``ClaudeClient``'s auth flow calls),
+the SDK's ``StaticToken`` provider and a bare ``os.stat``.
+
+Usage: python benchmarks/token_check.py [--batches 300] [--batch-size 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import _harness
+
+
+def per_call_seconds(call: Callable[[], Any], batch_size: int) -> float:
+    """Mean time per call over one batch of ``batch_size`` calls."""
+    loop = range(batch_size)
+    start = time.perf_counter()
+    for _ in loop:
+        call()
+    return (time.perf_counter() - start) / batch_size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    options = parser.parse_args()
+
+    from anthropic.lib.credentials import StaticToken
+
+    from claude_oauth_auth import OAuthTokenManager
+
+    with _harness.isolated_home() as home:
+        token_file = home / ".config" / "claude" / "auth.json"
+        access = "sk-ant-oat01-" + "a" * 90
+        refresh = "sk-ant-ort01-" + "b" * 90
+        _harness.write_our_token_file(token_file, access, refresh, expires_in=7200)
+        manager = OAuthTokenManager(
+            token_file=token_file, token_url="https://platform.claude.com/v1/oauth/token"
+        )
+        static = StaticToken(access)
+
+        def provider_call() -> Any:
+            return manager(force_refresh=False)
+
+        candidates: dict[str, Callable[[], Any]] = {
+            "manager(force_refresh=False)": provider_call,
+            "manager.peek_valid_token()": manager.peek_valid_token,
+            "sdk StaticToken()": static,
+            "os.stat(token_file)": lambda: os.stat(token_file),
+        }
+        assert provider_call().token == access
+        for call in candidates.values():  # warm up
+            per_call_seconds(call, options.batch_size)
+        samples: dict[str, list[float]] = {name: [] for name in candidates}
+        for _ in range(options.batches):  # interleaved: load hits every candidate alike
+            for name, call in candidates.items():
+                samples[name].append(per_call_seconds(call, options.batch_size))
+
+    results = {name: _harness.describe(values, 1e6, 2) for name, values in samples.items()}
+    _harness.emit(
+        {
+            "benchmark": "token_check",
+            "unit": "microseconds per call",
+            "batches": options.batches,
+            "batch_size": options.batch_size,
+            "results": results,
+            "provider_call_median_us": results["manager(force_refresh=False)"]["median"],
+            "target_us": 20.0,
+            "machine": _harness.machine(),
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,541 @@
+"""What real machines do to a token file: kill -9, full disks, read-only folders, bad answers.
+
+Each test checks the promise the lifecycle issue makes: a rotated refresh token is never
+silently lost, a failed save is logged once and retried, and a failed refresh leaves the
+token file exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import pytest
+from fakeapi import FakeAnthropic, Fault
+from helpers import claude_code_path, read_json, write_auth_file, write_claude_code_file
+
+from claude_oauth_auth import (
+    ClaudeClient,
+    OAuthRefreshError,
+    OAuthTokenManager,
+    TokenRefreshError,
+)
+from claude_oauth_auth import _oauth as oauth_module
+from claude_oauth_auth import _refresh as refresh_module
+from claude_oauth_auth._store import file_lock
+from claude_oauth_auth._tokens import parse_token_document
+
+MODEL = "claude-test-1"
+MESSAGES: Any = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+def token_path(home: Path) -> Path:
+    return home / ".config" / "claude" / "auth.json"
+
+
+def ask(client: anthropic.Anthropic) -> None:
+    client.messages.create(model=MODEL, max_tokens=5, messages=MESSAGES)
+
+
+def wait_until_idle(server: FakeAnthropic, timeout: float = 5.0) -> None:
+    """Wait until the server has finished every request (a killed client's may be in flight)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with server.lock:
+            if not server._connections:
+                return
+        time.sleep(0.002)
+    raise AssertionError("the loopback server still has requests in flight")
+
+
+def assert_refresh_token_accepted(server: FakeAnthropic, path: Path) -> None:
+    """The refresh token on disk works: spend it (the new pair is saved for the next round)."""
+    before = server.invalid_grants
+    OAuthTokenManager(token_file=path, token_url=server.token_url).refresh()
+    assert server.invalid_grants == before
+
+
+# ----- kill -9 ----------------------------------------------------------------------------------
+
+# A process that imports the library once, then forks a fresh child per round: each child
+# refreshes (single-use refresh tokens, so every refresh rotates) and saves, in a loop, until
+# it is killed. Forking from a single-threaded process is cheap and safe.
+ZYGOTE = textwrap.dedent(
+    """
+    import os, random, sys, traceback
+    from claude_oauth_auth import OAuthTokenManager
+    import filelock  # noqa: F401  (warm: the child should start refreshing at once)
+
+    path, token_url, log_file = sys.argv[1:4]
+    print("ready", flush=True)
+    for line in sys.stdin:
+        command, argument = line.split()
+        if command == "spawn":
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    random.seed(int(argument))
+                    manager = OAuthTokenManager(token_file=path, token_url=token_url)
+                    while True:
+                        manager.refresh()
+                        for _ in range(random.randint(0, 3)):
+                            manager._save_tokens()
+                except BaseException:
+                    with open(log_file, "a") as log:
+                        log.write(traceback.format_exc())
+                finally:
+                    os._exit(3)
+            print(pid, flush=True)
+        elif command == "reap":
+            _, status = os.waitpid(int(argument), 0)
+            print(status, flush=True)
+    """
+)
+
+
+class Zygote:
+    def __init__(self, path: Path, token_url: str) -> None:
+        self.log_file = path.parent / "child-errors.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", ZYGOTE, str(path), token_url, str(self.log_file)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.readline() == "ready"
+
+    def readline(self) -> str:
+        assert self.process.stdout is not None
+        return self.process.stdout.readline().strip()
+
+    def send(self, command: str, argument: int) -> str:
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"{command} {argument}\n")
+        self.process.stdin.flush()
+        return self.readline()
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=10)
+
+
+def log_in(server: FakeAnthropic, path: Path, shape: str) -> None:
+    access, refresh = server.issue_tokens()
+    if shape == "ours":
+        write_auth_file(path, access, refresh)
+    else:
+        write_claude_code_file(path, access, refresh)
+
+
+def kill_loop(server: FakeAnthropic, path: Path, kills: int, shape: str) -> dict[str, int]:
+    log_in(server, path, shape)
+    rng = random.Random(1234)
+    zygote = Zygote(path, server.token_url)
+    stats = {"kills": 0, "in_flight_losses": 0, "child_posts": 0, "temp_files_left": 0}
+    lost: list[str] = []
+    try:
+        for round_number in range(kills):
+            posts_before = server.token_posts
+            pid = int(zygote.send("spawn", round_number))
+            # Kill at a random moment once the child is busy: from its first POST on.
+            deadline = time.monotonic() + 10
+            while server.token_posts == posts_before and time.monotonic() < deadline:
+                time.sleep(0.0005)
+            time.sleep(rng.uniform(0.0, 0.08))
+            os.kill(pid, signal.SIGKILL)
+            status = int(zygote.send("reap", pid))
+            assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (
+                f"the child stopped on its own (status {status}): {self_log(zygote.log_file)}"
+            )
+            stats["kills"] += 1
+            wait_until_idle(server)
+            stats["child_posts"] += server.token_posts - posts_before
+            # A child never spends a refresh token twice (only our checks below may).
+            assert server.invalid_grants == stats["in_flight_losses"]
+
+            # 1. The file always parses, in full.
+            document = read_json(path)
+            tokens, found_shape = parse_token_document(document)
+            assert found_shape == shape and tokens.access_token and tokens.refresh_token
+            if shape == "claude_code":  # keys we do not own survive every write
+                assert document["mcpOAuth"] == {"server": {"token": "keep-me"}}
+            # 2. Nothing holds the lock: a dead process's lock is released by the kernel.
+            with file_lock(path, timeout=5):
+                pass
+            # 3. The refresh token on disk still works, unless the child died after the
+            #    server spent it and before the new pair reached the disk (a response lost
+            #    in flight: no client can keep that login with single-use refresh tokens).
+            with server.lock:
+                last_spent = (
+                    server.token_requests[-1].get("refresh_token")
+                    if server.token_requests
+                    else None
+                )
+            try:
+                assert_refresh_token_accepted(server, path)
+            except OAuthRefreshError:
+                if tokens.refresh_token != last_spent:
+                    lost.append(f"round {round_number}: the file went back to an older token")
+                stats["in_flight_losses"] += 1
+                log_in(server, path, shape)  # log in again, carry on
+    finally:
+        zygote.close()
+    leftovers = list(path.parent.glob(f".{path.name}.*.tmp"))
+    stats["temp_files_left"] = len(leftovers)
+    for leftover in leftovers:  # a kill between mkstemp and replace leaves one: still private
+        assert leftover.stat().st_mode & 0o077 == 0
+    assert lost == []
+    assert not zygote.log_file.exists(), zygote.log_file.read_text()
+    return stats
+
+
+def self_log(log_file: Path) -> str:
+    return log_file.read_text() if log_file.exists() else "(no traceback)"
+
+
+def check_kill_stats(stats: dict[str, int], kills: int) -> None:
+    # in_flight_losses: kills while a refresh POST was in flight (sent, not yet saved); the
+    # server spends the old refresh token anyway, so that login is gone for any client.
+    # temp_files_left: kills in the middle of a save (the token file itself stayed whole).
+    print(f"\nkill -9 loop: {stats}")
+    assert stats["kills"] == kills
+    assert stats["child_posts"] >= kills  # every kill landed on a busy child
+
+
+def shape_path(shape: str, home: Path) -> Path:
+    return home / ".config" / "claude" / "auth.json" if shape == "ours" else claude_code_path(home)
+
+
+@pytest.mark.parametrize("shape", ["ours", "claude_code"])
+def test_kill_9_loop_never_corrupts_or_loses_the_login(
+    shape: str, server: FakeAnthropic, home: Path
+) -> None:
+    """25 kills per file shape (50 in all); --run-slow runs 100 per shape."""
+    check_kill_stats(kill_loop(server, shape_path(shape, home), 25, shape), 25)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", ["ours", "claude_code"])
+def test_kill_9_loop_long(shape: str, server: FakeAnthropic, home: Path) -> None:
+    check_kill_stats(kill_loop(server, shape_path(shape, home), 100, shape), 100)
+
+
+# ----- disk faults ------------------------------------------------------------------------------
+
+# A child refreshes while its disk refuses writes, keeps serving the rotated tokens from
+# memory, then (told the fault is gone) has its next check save them.
+DISK_CHILD = textwrap.dedent(
+    """
+    import json, logging, os, resource, signal, subprocess, sys, time
+    mode, path, token_url, folder = sys.argv[1:5]
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append((record.levelname, record.getMessage()))
+
+    logger = logging.getLogger("claude_oauth_auth")
+    logger.addHandler(Keep())
+    logger.setLevel(logging.INFO)
+    from claude_oauth_auth import OAuthTokenManager
+    from claude_oauth_auth import _oauth
+
+    def report(**fields):
+        print(json.dumps(fields), flush=True)
+
+    manager = OAuthTokenManager(token_file=path, token_url=token_url)
+    original = manager.access_token
+    if mode == "full_disk":
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write with EFBIG, not die
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16, hard))
+    try:
+        first = manager.get_valid_token()
+        second = manager.get_valid_token()
+    except Exception as error:
+        report(error=f"{type(error).__name__}: {error}")
+        sys.exit(0)
+    report(rotated=first != original, kept=first == second, records=records)
+    sys.stdin.readline()  # the parent fixed the disk (or asks us to)
+    if mode == "full_disk":
+        resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+    elif os.geteuid() == 0:
+        subprocess.run(["umount", folder], check=True)
+    time.sleep(_oauth.SAVE_RETRY_INTERVAL_SECONDS + 0.05)
+    third = manager.get_valid_token()
+    with open(path) as handle:
+        saved = json.load(handle)
+    report(kept=third == first, saved=saved.get("access_token") == first, records=records)
+    """
+)
+
+
+def read_only_mount_available() -> bool:
+    if os.geteuid() != 0:
+        return True  # chmod stops an ordinary user
+    if shutil.which("unshare") is None or shutil.which("mount") is None:
+        return False
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", "mount -t tmpfs none /mnt 2>/dev/null || exit 1"],
+        capture_output=True,
+    )
+    return probe.returncode == 0
+
+
+def disk_child_command(mode: str, path: Path, server: FakeAnthropic) -> list[str]:
+    child = [sys.executable, "-c", DISK_CHILD, mode, str(path), server.token_url]
+    folder = str(path.parent)
+    if mode == "read_only" and os.geteuid() == 0:
+        # Root ignores permissions: give the child its own mount namespace in which the
+        # token folder is a read-only bind mount of itself (EROFS, as on a read-only volume).
+        script = (
+            'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" "$1" && shift && exec "$@"'
+        )
+        return ["unshare", "-m", "sh", "-c", script, "sh", folder, *child, folder]
+    return [*child, folder]
+
+
+def run_disk_fault(mode: str, server: FakeAnthropic, path: Path) -> None:
+    access, refresh = server.issue_tokens(expires_in=-5)
+    write_auth_file(path, access, refresh, expires_in=-5)
+    before = path.read_bytes()
+    if mode == "read_only" and os.geteuid() != 0:
+        path.parent.chmod(0o500)
+    child = subprocess.Popen(
+        disk_child_command(mode, path, server),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        during = json.loads(child.stdout.readline() or '{"error": "child died"}')
+        assert "error" not in during, during
+        # Rotated tokens kept in memory and served; the file untouched; one ERROR.
+        assert during["rotated"] and during["kept"]
+        assert path.read_bytes() == before
+        assert server.token_posts == 1
+        errors = [message for level, message in during["records"] if level == "ERROR"]
+        assert len(errors) == 1 and str(path) in errors[0]
+        assert refresh not in errors[0]
+        # The fault goes away: the next check saves the tokens it kept.
+        if mode == "read_only" and os.geteuid() != 0:
+            path.parent.chmod(0o700)
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        after = json.loads(child.stdout.readline() or '{"error": "child died"}')
+        assert after.get("kept") and after.get("saved"), after
+        errors = [message for level, message in after["records"] if level == "ERROR"]
+        assert len(errors) == 1
+        assert child.wait(timeout=30) == 0, child.communicate()[1]
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        path.parent.chmod(0o700)
+    assert server.token_posts == 1 and server.invalid_grants == 0
+    assert_refresh_token_accepted(server, path)  # nothing lost
+
+
+@pytest.mark.skipif(not read_only_mount_available(), reason="needs unshare + mount as root")
+def test_read_only_folder_keeps_tokens_in_memory_and_saves_later(
+    server: FakeAnthropic, token_path: Path
+) -> None:
+    run_disk_fault("read_only", server, token_path)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs RLIMIT_FSIZE (POSIX)")
+def test_full_disk_keeps_tokens_in_memory_and_saves_later(
+    server: FakeAnthropic, token_path: Path
+) -> None:
+    run_disk_fault("full_disk", server, token_path)
+
+
+def test_failing_replace_keeps_the_client_working_and_saves_later(
+    server: FakeAnthropic,
+    token_path: Path,
+    oauth_env: FakeAnthropic,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    access, refresh = server.issue_tokens()
+    write_auth_file(token_path, access, refresh)
+    client = ClaudeClient(max_retries=0)
+    ask(client)
+    # A directory now stands where the file is replaced, and the API revokes the token.
+    token_path.unlink()
+    token_path.mkdir()
+    server.revoke_access_token(access)
+    with caplog.at_level(logging.INFO, logger="claude_oauth_auth"):
+        for _ in range(4):
+            ask(client)  # the first is refused, refreshed (save fails) and resent
+        manager = client.auth_manager.token_manager
+        assert manager is not None and manager.access_token != access
+        rotated = manager.refresh_token
+        token_path.rmdir()
+        time.sleep(oauth_module.SAVE_RETRY_INTERVAL_SECONDS + 0.05)
+        ask(client)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and str(token_path) in errors[0].getMessage()
+    assert rotated is not None and rotated not in errors[0].getMessage()
+    assert read_json(token_path)["refresh_token"] == rotated
+    assert server.token_posts == 1 and server.invalid_grants == 0
+    assert [r.status for r in server.api_requests] == [200, 401, 200, 200, 200, 200, 200]
+    assert list(token_path.parent.glob("*.tmp")) == []
+    assert_refresh_token_accepted(server, token_path)
+
+
+# ----- token endpoint faults --------------------------------------------------------------------
+
+
+def closed_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1/oauth/token"
+
+
+TRANSIENT = {
+    "500": Fault(500, {"error": "server_error"}),
+    "503_retry_after": Fault(503, "busy", headers={"Retry-After": "7"}),
+    "429": Fault(429, {"error": "rate_limited"}),
+    "timeout": Fault(200, {}, delay=1.0),
+    "connection_refused": None,  # the endpoint is down
+    "non_json_body": Fault(200, "<html>gateway</html>"),
+    "json_list": Fault(200, [1, 2]),
+    "missing_access_token": Fault(200, {"refresh_token": "x", "expires_in": 3600}),
+    "expires_in_not_a_number": Fault(
+        200, {"access_token": "sk-ant-oat01-x", "refresh_token": "y", "expires_in": "soon"}
+    ),
+}
+ALL_FAULTS = [*TRANSIENT, "invalid_grant"]
+
+
+@pytest.fixture
+def faulty(
+    request: pytest.FixtureRequest,
+    server: FakeAnthropic,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[str]:
+    """Point the library at the server; queue the fault for every token POST of the test."""
+    case: str = request.param
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
+    if case == "timeout":
+        monkeypatch.setattr(refresh_module, "REFRESH_TIMEOUT_SECONDS", 0.3)
+    if case == "connection_refused":
+        monkeypatch.setenv("CLAUDE_OAUTH_TOKEN_URL", closed_port_url())
+    else:
+        monkeypatch.setenv("CLAUDE_OAUTH_TOKEN_URL", server.token_url)
+        fault = TRANSIENT.get(case)
+        if fault is not None:
+            server.token_faults.extend([fault] * 10)
+    yield case
+
+
+def spoil_refresh_token(case: str, server: FakeAnthropic, refresh: str) -> None:
+    if case == "invalid_grant":
+        server.revoke_refresh_token(refresh)
+
+
+@pytest.mark.parametrize("faulty", ALL_FAULTS, indirect=True)
+def test_fault_with_a_still_valid_token(
+    faulty: str, server: FakeAnthropic, token_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Within the threshold but not expired: transient faults serve the current token."""
+    access, refresh = server.issue_tokens(expires_in=100)
+    write_auth_file(token_path, access, refresh, expires_in=100)
+    spoil_refresh_token(faulty, server, refresh)
+    before = token_path.read_bytes()
+    with caplog.at_level(logging.WARNING, logger="claude_oauth_auth"):
+        if faulty == "invalid_grant":
+            with pytest.raises(anthropic.AuthenticationError) as caught:
+                ClaudeClient(max_retries=0)
+            assert isinstance(caught.value, OAuthRefreshError)
+            assert "invalid_grant" in str(caught.value) and refresh not in str(caught.value)
+        else:
+            client = ClaudeClient(max_retries=0)
+            for _ in range(3):
+                ask(client)
+            assert {r.token for r in server.api_requests} == {access}
+            warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+            assert len(warnings) == 1 and "still valid" in warnings[0], warnings
+            if faulty == "503_retry_after":
+                assert "retrying in 7 s" in warnings[0]
+    assert token_path.read_bytes() == before
+    expected_posts = 0 if faulty == "connection_refused" else 1
+    assert server.token_posts == expected_posts
+
+
+@pytest.mark.parametrize("faulty", ALL_FAULTS, indirect=True)
+def test_fault_with_an_expired_token(
+    faulty: str, server: FakeAnthropic, token_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Expired: the request fails (transient: retryable; refused: authentication), file kept."""
+    access, refresh = server.issue_tokens(expires_in=-5)
+    write_auth_file(token_path, access, refresh, expires_in=-5)
+    spoil_refresh_token(faulty, server, refresh)
+    before = token_path.read_bytes()
+    if faulty == "invalid_grant":
+        with pytest.raises(OAuthRefreshError, match="invalid_grant"):
+            ClaudeClient(max_retries=0)
+        assert server.token_posts == 1
+        assert token_path.read_bytes() == before
+        return
+    client = ClaudeClient(max_retries=0)
+    with pytest.raises(anthropic.APIConnectionError) as caught:
+        ask(client)
+    assert isinstance(caught.value.__cause__, TokenRefreshError)
+    assert refresh not in str(caught.value.__cause__)
+    assert token_path.read_bytes() == before
+    assert server.api_requests == []  # the expired token was never sent
+    # The endpoint recovers: the next request refreshes once and succeeds.
+    server.token_faults.clear()
+    monkeypatch.setattr(refresh_module, "REFRESH_TIMEOUT_SECONDS", 30.0)
+    manager = client.auth_manager.token_manager
+    assert manager is not None
+    manager.token_url = server.token_url
+    posts = server.token_posts
+    ask(client)
+    assert server.token_posts == posts + 1 and server.invalid_grants == 0
+    assert read_json(token_path)["access_token"] == manager.access_token != access
+
+
+def test_invalid_grant_with_an_api_key_falls_back_and_keeps_the_file(
+    server: FakeAnthropic,
+    token_path: Path,
+    oauth_env: FakeAnthropic,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    access, refresh = server.issue_tokens(expires_in=-5)
+    write_auth_file(token_path, access, refresh, expires_in=-5)
+    server.revoke_refresh_token(refresh)
+    key = server.add_api_key()
+    monkeypatch.setenv("ANTHROPIC_API_KEY", key)
+    before = token_path.read_bytes()
+    with caplog.at_level(logging.WARNING, logger="claude_oauth_auth"):
+        client = ClaudeClient(max_retries=0)
+        for _ in range(3):
+            ask(client)
+    assert client.auth_method == "api_key"
+    assert [r.auth_kind for r in server.api_requests] == ["api_key"] * 3
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "invalid_grant" in warnings[0]
+    assert key not in warnings[0] and refresh not in warnings[0]
+    assert server.token_posts == 1
+    assert token_path.read_bytes() == before
