@@ -105,3 +105,17 @@ def test_lock_timeout_is_a_clear_error(tmp_path: Path) -> None:
         thread.start()
         thread.join()
     assert result and "locked by another process" in str(result[0])
+
+
+def test_stale_temp_files_from_a_killed_writer_are_removed(tmp_path: Path) -> None:
+    folder = tmp_path / "tokens"
+    path = folder / "auth.json"
+    write_json_atomic(path, {"a": 1})
+    stale, fresh = folder / ".auth.json.abc123.tmp", folder / ".auth.json.def456.tmp"
+    stale.write_text("{}")
+    fresh.write_text("{}")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    write_json_atomic(path, {"a": 2})
+    assert not stale.exists()
+    assert fresh.exists()  # may belong to a writer still at work

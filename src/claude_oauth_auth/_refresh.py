@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 from ._errors import TokenRefreshError
@@ -37,6 +35,9 @@ def request_refresh(
     token_url: str, refresh_token: str, client_id: str, *, user_agent: str
 ) -> TokenSet:
     """POST the refresh grant; RefreshRefused when refused, TokenRefreshError when transient."""
+    import urllib.error  # here, not at the top: `status` never refreshes and starts faster
+    import urllib.request
+
     body = json.dumps(
         {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id}
     ).encode("utf-8")

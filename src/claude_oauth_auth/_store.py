@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import logging
@@ -33,6 +34,7 @@ log = logging.getLogger("claude_oauth_auth")
 
 MAX_TOKEN_FILE_BYTES = 1024 * 1024
 LOCK_TIMEOUT_SECONDS = 60.0
+STALE_TEMP_SECONDS = 600.0
 Signature = tuple[int, int, int]
 
 
@@ -108,6 +110,16 @@ def write_json_atomic(path: Path, document: Any) -> None:
             os.unlink(temp_name)
         raise
     _fsync_folder(folder)
+    _remove_stale_temp_files(path)
+
+
+def _remove_stale_temp_files(path: Path) -> None:
+    """Temp files a killed writer left behind hold tokens: remove those over 10 minutes old."""
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
 
 
 def _replace_with_retry(source: str, target: Path, attempts: int = 6) -> None:
