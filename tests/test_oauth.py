@@ -1,4 +1,4 @@
-"""OAuthTokenManager against the loopback token endpoint: refresh, rotation, persistence, failures."""
+"""OAuthTokenManager against the loopback token endpoint: refresh, rotation, saving, failures."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import anthropic
 import pytest
-from fakeapi import Fault, FakeAnthropic
+from fakeapi import FakeAnthropic, Fault
 from helpers import read_json, write_auth_file, write_claude_code_file
 
 from claude_oauth_auth import OAuthRefreshError, OAuthTokenManager, TokenRefreshError

@@ -143,7 +143,7 @@ def test_explicit_oauth_manager_and_token_file(home: Path) -> None:
 
 def test_explicit_broken_token_file_raises_naming_the_file(home: Path) -> None:
     path = write_json(home / "t.json", [1, 2])
-    with pytest.raises(TokenFileError, match="t.json") as caught:
+    with pytest.raises(TokenFileError, match=r"t\.json") as caught:
         UnifiedAuthManager(token_file=path)
     assert "list" in str(caught.value)
 

@@ -40,12 +40,12 @@ def assert_no_secret(text: str) -> None:
 
 def test_nothing_found() -> None:
     status = get_auth_status()
-    assert KEYS <= set(status)
+    assert set(status) >= KEYS
     assert status["source"] is None and status["auth_method"] is None
     assert not status["oauth_available"] and not status["api_key_available"]
     assert "No usable" in status["summary"]
     assert "ANTHROPIC_API_KEY" in status["recommendation"]
-    assert [s["name"] for s in status["sources"]][0] == "auth_file_env"
+    assert status["sources"][0]["name"] == "auth_file_env"
     assert all(s["state"] == "absent" for s in status["sources"])
 
 
