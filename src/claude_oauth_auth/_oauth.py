@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import threading
@@ -20,6 +21,7 @@ from ._store import (
     file_lock,
     file_signature,
     read_json_file,
+    read_keychain,
     write_json_atomic,
 )
 from ._tokens import (
@@ -265,8 +267,6 @@ class OAuthTokenManager:
             keychain_document = render_token_document(
                 tokens, "claude_code", self._keychain_document
             )
-            import json
-
             raw = json.dumps(keychain_document)
             self._keychain_item.write(raw)
             self._keychain_document, self._keychain_raw = keychain_document, raw
@@ -281,26 +281,14 @@ class OAuthTokenManager:
 
     def _read_keychain(self) -> tuple[TokenSet, FileShape, dict[str, Any]] | None:
         self._keychain_polled = time.monotonic()
-        for item in self._keychains:
-            try:
-                raw = item.read()
-            except KeychainUnavailable as error:
-                log.debug("Keychain item %r unavailable: %s", item.service, error)
-                continue
-            if raw is None:
-                continue
-            import json
-
-            try:
-                document = json.loads(raw)
-                tokens, shape = parse_token_document(document)
-            except (ValueError, TokenFormatError) as error:
-                log.warning("Keychain item %r is not usable: %s", item.service, error)
-                continue
-            self._keychain_item, self._keychain_raw = item, raw
-            self._keychain_document = document
-            return tokens, shape, document
-        return None
+        entry, notes = read_keychain(self._keychains)
+        for note in notes:
+            log.debug("%s", note)
+        if entry is None:
+            return None
+        self._keychain_item, self._keychain_raw = entry.item, entry.raw
+        self._keychain_document = entry.document
+        return entry.tokens, "claude_code", entry.document
 
     def _storage_changed(self) -> bool:
         path = self.token_file

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -13,7 +12,7 @@ from typing import Any, Literal
 from . import _config
 from ._config import ENV
 from ._errors import TokenFileError
-from ._store import Keychain, KeychainUnavailable, keychain_enabled, read_json_file
+from ._store import Keychain, keychain_enabled, read_json_file, read_keychain
 from ._tokens import TokenFormatError, TokenSet, mask, parse_token_document
 
 __all__ = [
@@ -167,22 +166,10 @@ def _check_claude_code() -> tuple[SourceReport, Credential | None]:
     notes: list[str] = []
     if keychain_enabled():
         items = Keychain.candidates(_config.env_value(ENV.CONFIG_DIR))
-        for item in items:
-            try:
-                raw = item.read()
-            except KeychainUnavailable as error:
-                notes.append(f"Keychain unavailable: {error}")
-                break
-            if raw is None:
-                continue
-            try:
-                tokens, _shape = parse_token_document(json.loads(raw))
-            except (ValueError, TokenFormatError) as error:
-                notes.append(f"Keychain item {item.service!r} is not usable: {error}")
-                continue
-            report, credential = _token_report(
-                "claude_code", tokens, str(path), f"Keychain item {item.service!r}", path
-            )
+        entry, notes = read_keychain(items)
+        if entry is not None:
+            origin = f"Keychain item {entry.item.service!r}"
+            report, credential = _token_report("claude_code", entry.tokens, str(path), origin, path)
             if credential is not None:
                 credential.keychains = items
             return report, credential

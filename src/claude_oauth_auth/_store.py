@@ -14,19 +14,23 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ._errors import TokenFileError
+from ._tokens import TokenFormatError, TokenSet, parse_token_document
 
 __all__ = [
     "MAX_TOKEN_FILE_BYTES",
     "Keychain",
+    "KeychainEntry",
     "KeychainUnavailable",
     "file_lock",
     "file_signature",
     "lock_path",
     "read_json_file",
+    "read_keychain",
     "write_json_atomic",
 ]
 
@@ -242,6 +246,37 @@ class Keychain:
             raise KeychainUnavailable("the `security` command is not available") from None
         except subprocess.TimeoutExpired:
             raise KeychainUnavailable("the `security` command timed out") from None
+
+
+@dataclass
+class KeychainEntry:
+    """A Keychain item holding Claude Code's JSON, parsed."""
+
+    item: Keychain
+    raw: str
+    document: dict[str, Any]
+    tokens: TokenSet
+
+
+def read_keychain(items: list[Keychain]) -> tuple[KeychainEntry | None, list[str]]:
+    """The first item holding usable tokens, and notes on why others were not usable."""
+    notes: list[str] = []
+    for item in items:
+        try:
+            raw = item.read()
+        except KeychainUnavailable as error:
+            notes.append(f"Keychain unavailable: {error}")
+            break
+        if raw is None:
+            continue
+        try:
+            document = json.loads(raw)
+            tokens, _shape = parse_token_document(document)
+        except (ValueError, TokenFormatError) as error:
+            notes.append(f"Keychain item {item.service!r} is not usable: {error}")
+            continue
+        return KeychainEntry(item, raw, document, tokens), notes
+    return None, notes
 
 
 def keychain_enabled() -> bool:
