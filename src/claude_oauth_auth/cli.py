@@ -256,8 +256,7 @@ class _StderrHandler(logging.Handler):
 
 class _CliFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage().removeprefix("claude-oauth-auth: ")
-        return f"claude-oauth-auth: {record.levelname.lower()}: {message}"
+        return f"claude-oauth-auth: {record.levelname.lower()}: {record.getMessage()}"
 
 
 @contextlib.contextmanager
