@@ -66,10 +66,6 @@ class Credential:
     def auth_method(self) -> str:
         return "oauth" if self.kind == "oauth" else "api_key"
 
-    @property
-    def refreshable(self) -> bool:
-        return self.path is not None or bool(self.keychains) or self.provider is not None
-
     def __repr__(self) -> str:
         parts = [f"kind={self.kind!r}", f"source={self.source!r}"]
         if self.secret is not None:
