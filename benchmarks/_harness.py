@@ -23,26 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
 SCRIPTS = Path(sys.executable).parent
 
-# Every variable that changes which credential a client picks (ours and the SDK's).
-CREDENTIAL_VARIABLES = (
-    "CLAUDE_AUTH_FILE",
-    "CLAUDE_CONFIG_DIR",
-    "CLAUDE_CODE_OAUTH_TOKEN",
-    "ANTHROPIC_AUTH_TOKEN",
-    "ANTHROPIC_API_KEY",
-    "CLAUDE_TOKEN_REFRESH_THRESHOLD",
-    "CLAUDE_OAUTH_TOKEN_URL",
-    "CLAUDE_OAUTH_CLIENT_ID",
-    "ANTHROPIC_BASE_URL",
-    "ANTHROPIC_PROFILE",
-    "ANTHROPIC_CONFIG_DIR",
-    "ANTHROPIC_CUSTOM_HEADERS",
-    "ANTHROPIC_IDENTITY_TOKEN",
-    "ANTHROPIC_IDENTITY_TOKEN_FILE",
-    "ANTHROPIC_FEDERATION_RULE_ID",
-    "ANTHROPIC_ORGANIZATION_ID",
-    "APPDATA",
-)
+sys.path.insert(0, str(TESTS))
+from helpers import ISOLATED_VARIABLES as CREDENTIAL_VARIABLES  # noqa: E402
 
 MODEL = "claude-test-1"
 MESSAGES: list[dict[str, str]] = [{"role": "user", "content": "hi"}]

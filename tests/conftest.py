@@ -11,26 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fakeapi import FakeAnthropic
-
-ISOLATED_VARIABLES = (
-    "CLAUDE_AUTH_FILE",
-    "CLAUDE_CONFIG_DIR",
-    "CLAUDE_CODE_OAUTH_TOKEN",
-    "ANTHROPIC_AUTH_TOKEN",
-    "ANTHROPIC_API_KEY",
-    "CLAUDE_TOKEN_REFRESH_THRESHOLD",
-    "CLAUDE_OAUTH_TOKEN_URL",
-    "CLAUDE_OAUTH_CLIENT_ID",
-    "ANTHROPIC_BASE_URL",
-    "ANTHROPIC_PROFILE",
-    "ANTHROPIC_CONFIG_DIR",
-    "ANTHROPIC_CUSTOM_HEADERS",
-    "ANTHROPIC_IDENTITY_TOKEN",
-    "ANTHROPIC_IDENTITY_TOKEN_FILE",
-    "ANTHROPIC_FEDERATION_RULE_ID",
-    "ANTHROPIC_ORGANIZATION_ID",
-    "APPDATA",
-)
+from helpers import ISOLATED_VARIABLES
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -8,6 +8,28 @@ import time
 from pathlib import Path
 from typing import Any
 
+# Every variable that changes which credential a client picks (ours and the SDK's): tests and
+# benchmarks clear them all.
+ISOLATED_VARIABLES = (
+    "CLAUDE_AUTH_FILE",
+    "CLAUDE_CONFIG_DIR",
+    "CLAUDE_CODE_OAUTH_TOKEN",
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_API_KEY",
+    "CLAUDE_TOKEN_REFRESH_THRESHOLD",
+    "CLAUDE_OAUTH_TOKEN_URL",
+    "CLAUDE_OAUTH_CLIENT_ID",
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_PROFILE",
+    "ANTHROPIC_CONFIG_DIR",
+    "ANTHROPIC_CUSTOM_HEADERS",
+    "ANTHROPIC_IDENTITY_TOKEN",
+    "ANTHROPIC_IDENTITY_TOKEN_FILE",
+    "ANTHROPIC_FEDERATION_RULE_ID",
+    "ANTHROPIC_ORGANIZATION_ID",
+    "APPDATA",
+)
+
 
 def auth_file_path(home: Path) -> Path:
     return home / ".config" / "claude" / "auth.json"

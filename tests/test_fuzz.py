@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 
 from claude_oauth_auth import ClaudeAuthError, UnifiedAuthManager, get_auth_status
 from claude_oauth_auth import cli as cli_module
+from claude_oauth_auth._config import ENV
 from claude_oauth_auth._tokens import TokenFormatError, parse_token_document
 
 FUZZ = settings(
@@ -42,15 +43,8 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-FUZZED_VARIABLES = (
-    "CLAUDE_AUTH_FILE",
-    "CLAUDE_CONFIG_DIR",
-    "CLAUDE_CODE_OAUTH_TOKEN",
-    "ANTHROPIC_AUTH_TOKEN",
-    "ANTHROPIC_API_KEY",
-    "CLAUDE_TOKEN_REFRESH_THRESHOLD",
-    "CLAUDE_OAUTH_TOKEN_URL",
-    "CLAUDE_OAUTH_CLIENT_ID",
+FUZZED_VARIABLES = tuple(
+    value for name, value in vars(ENV).items() if name.isupper() and isinstance(value, str)
 )
 SECRET_VARIABLES = ("CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_API_KEY")
 
