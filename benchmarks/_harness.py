@@ -131,11 +131,29 @@ def isolated_home() -> Iterator[Path]:
         try:
             yield home
         finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+            restore_environ(saved)
+
+
+def restore_environ(saved: dict[str, str | None]) -> None:
+    """Put back variables saved as ``{name: os.environ.get(name)}`` (None: was unset)."""
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def write_cold_start_credentials(home: Path) -> None:
+    """What a cold start finds: a fresh OAuth token file (ANTHROPIC_API_KEY goes in the env)."""
+    write_our_token_file(
+        home / ".config" / "claude" / "auth.json",
+        "sk-ant-oat01-" + "a" * 90,
+        "sk-ant-ort01-" + "b" * 90,
+        expires_in=7200,
+    )
+
+
+COLD_START_API_KEY = "sk-ant-api03-" + "c" * 90
 
 
 def clean_environment(home: Path, **extra: str) -> dict[str, str]:

@@ -61,13 +61,10 @@ def main() -> None:
     options = parser.parse_args()
 
     with _harness.isolated_home() as home:
-        _harness.write_our_token_file(
-            home / ".config" / "claude" / "auth.json",
-            "sk-ant-oat01-" + "a" * 90,
-            "sk-ant-ort01-" + "b" * 90,
-            expires_in=7200,
+        _harness.write_cold_start_credentials(home)
+        environment = _harness.clean_environment(
+            home, ANTHROPIC_API_KEY=_harness.COLD_START_API_KEY
         )
-        environment = _harness.clean_environment(home, ANTHROPIC_API_KEY="sk-ant-api03-" + "c" * 90)
         samples: dict[str, list[dict[str, int]]] = {"ours": [], "sdk": []}
         for _ in range(options.runs):
             for which in samples:

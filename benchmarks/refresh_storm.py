@@ -121,11 +121,7 @@ class Setup:
         try:
             yield
         finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+            _harness.restore_environ(saved)
 
     def stored_refresh_token_works(self) -> bool:
         """POST the refresh token left on disk: does the login survive the storm?"""
