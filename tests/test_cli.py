@@ -34,7 +34,7 @@ from helpers import (
 )
 
 from claude_oauth_auth import cli
-from claude_oauth_auth._store import file_lock
+from claude_oauth_auth.stores._files import file_lock
 
 SCRIPT = Path(sys.executable).with_name("claude-oauth-auth")
 KEY = "sk-ant-api03-" + "k" * 40 + "KEY9"

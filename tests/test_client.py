@@ -32,6 +32,7 @@ from claude_oauth_auth import (
     OAuthTokenManager,
     UnifiedAuthManager,
 )
+from claude_oauth_auth.stores import FileStore
 
 MODEL = "claude-test-1"
 MESSAGES: Any = [{"role": "user", "content": "hi"}]
@@ -100,9 +101,13 @@ def api_key(oauth_env: FakeAnthropic, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def expire_on_disk(server: FakeAnthropic, home: Path) -> tuple[str, str]:
-    """Another program wrote an expired token (with a valid refresh token) to the file."""
+    """Another program wrote an expired token (with a valid refresh token) to the file.
+
+    Clients look at the file again at most once a second, so this waits that long.
+    """
     access, refresh = server.issue_tokens(expires_in=-5)
     write_auth_file(auth_file_path(home), access, refresh, expires_in=-5)
+    time.sleep(FileStore.poll_interval or 0)
     return access, refresh
 
 

@@ -14,7 +14,8 @@ from fakeapi import FakeAnthropic
 from helpers import read_json, write_claude_code_file
 
 from claude_oauth_auth import OAuthTokenManager, UnifiedAuthManager
-from claude_oauth_auth._store import Keychain
+from claude_oauth_auth.stores import ClaudeCodeStore
+from claude_oauth_auth.stores._keychain import Keychain
 
 STUB = '''#!{python}
 """A stand-in for macOS `security`: items live in a JSON file; every argv is logged."""
@@ -92,9 +93,10 @@ def test_keychain_round_trip_keeps_unknown_keys_and_never_passes_secrets_as_argu
     access, refresh = server.issue_tokens(expires_in=-5)
     put_item(keychain, access, refresh, -5, mcpOAuth={"x": 1})
     manager = OAuthTokenManager(
-        token_file=home / ".claude" / ".credentials.json",
+        store=ClaudeCodeStore(
+            home / ".claude" / ".credentials.json", keychains=Keychain.candidates(None)
+        ),
         token_url=server.token_url,
-        _keychains=Keychain.candidates(None),
     )
     assert manager.access_token == access
     new_access = manager.get_valid_token()
@@ -120,11 +122,11 @@ def test_fresher_of_keychain_and_file_wins(
     new_access, new_refresh = server.issue_tokens(expires_in=7200)
     write_claude_code_file(path, old_access, old_refresh, expires_in=600)
     put_item(keychain, new_access, new_refresh, 7200)
-    manager = OAuthTokenManager(token_file=path, _keychains=Keychain.candidates(None))
+    manager = OAuthTokenManager(store=ClaudeCodeStore(path, keychains=Keychain.candidates(None)))
     assert manager.access_token == new_access
     put_item(keychain, old_access, old_refresh, 600)
     write_claude_code_file(path, new_access, new_refresh, expires_in=7200)
-    manager = OAuthTokenManager(token_file=path, _keychains=Keychain.candidates(None))
+    manager = OAuthTokenManager(store=ClaudeCodeStore(path, keychains=Keychain.candidates(None)))
     assert manager.access_token == new_access
     assert read_json(path)["claudeAiOauth"]["accessToken"] == new_access
 

@@ -13,11 +13,12 @@ from typing import Any
 
 import anthropic
 import pytest
+from conftest import Clock
 from fakeapi import FakeAnthropic, Fault
 from helpers import read_json, write_auth_file, write_claude_code_file
 
 from claude_oauth_auth import OAuthRefreshError, OAuthTokenManager, TokenRefreshError
-from claude_oauth_auth._oauth import default_token_file
+from claude_oauth_auth._manager import default_token_file
 
 MODEL = "claude-test-1"
 
@@ -154,13 +155,17 @@ def test_default_token_file_prefers_ours_then_claude_code(home: Path) -> None:
     assert default_token_file() == ours
 
 
-def test_disk_rotation_picked_up_without_a_post(server: FakeAnthropic, token_path: Path) -> None:
+def test_disk_rotation_picked_up_without_a_post(
+    server: FakeAnthropic, token_path: Path, clock: Clock
+) -> None:
     access, refresh = server.issue_tokens()
     write_auth_file(token_path, access, refresh)
-    manager = manager_for(token_path, server)
+    manager = manager_for(token_path, server, clock=clock)
     assert manager.get_valid_token() == access
     new_access, new_refresh = server.issue_tokens()
     write_auth_file(token_path, new_access, new_refresh)  # as Claude Code would
+    assert manager.get_valid_token() == access  # served from memory: no stat per request
+    clock.advance(1.01)  # the store is looked at again at most once a second
     assert manager.get_valid_token() == new_access
     assert manager.refresh_token == new_refresh
     assert ask(manager, server)
@@ -328,7 +333,7 @@ def test_connection_refused_is_transient(server: FakeAnthropic, token_path: Path
 def test_timeout_is_transient(
     server: FakeAnthropic, token_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from claude_oauth_auth import _refresh
+    from claude_oauth_auth import _grant as _refresh
 
     monkeypatch.setattr(_refresh, "REFRESH_TIMEOUT_SECONDS", 0.3)
     access, refresh = server.issue_tokens(expires_in=-1)

@@ -33,10 +33,10 @@ from claude_oauth_auth import (
     OAuthTokenManager,
     TokenRefreshError,
 )
-from claude_oauth_auth import _oauth as oauth_module
-from claude_oauth_auth import _refresh as refresh_module
-from claude_oauth_auth._store import file_lock
+from claude_oauth_auth import _grant as refresh_module
+from claude_oauth_auth import _manager as oauth_module
 from claude_oauth_auth._tokens import parse_token_document
+from claude_oauth_auth.stores._files import file_lock
 
 MODEL = "claude-test-1"
 MESSAGES: Any = [{"role": "user", "content": "hi"}]
@@ -253,7 +253,7 @@ DISK_CHILD = textwrap.dedent(
     logger.addHandler(Keep())
     logger.setLevel(logging.INFO)
     from claude_oauth_auth import OAuthTokenManager
-    from claude_oauth_auth import _oauth
+    from claude_oauth_auth import _manager as _oauth
 
     def report(**fields):
         print(json.dumps(fields), flush=True)

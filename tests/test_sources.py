@@ -35,6 +35,7 @@ def test_source_names_are_the_documented_order() -> None:
     assert SOURCE_NAMES == (
         "explicit",
         "auth_file_env",
+        "token_store_env",
         "auth_file",
         "claude_code",
         "claude_code_env",
@@ -125,7 +126,7 @@ def test_explicit_api_key_ignores_everything_else(home: Path) -> None:
     write_json(auth_file_path(home), "not json at all", mode=0o600)
     auth = UnifiedAuthManager(api_key=KEY)
     assert (auth.auth_method, auth.source) == ("api_key", "explicit")
-    assert [r.state for r in auth.reports if r.name != "explicit"] == ["not_checked"] * 6
+    assert [r.state for r in auth.reports if r.name != "explicit"] == ["not_checked"] * 7
 
 
 def test_explicit_arguments_are_exclusive() -> None:
@@ -312,6 +313,7 @@ def test_keeps_going_past_every_broken_source(home: Path, monkeypatch: pytest.Mo
     assert states == {
         "explicit": "absent",
         "auth_file_env": "invalid",
+        "token_store_env": "absent",
         "auth_file": "invalid",
         "claude_code": "invalid",
         "claude_code_env": "invalid",

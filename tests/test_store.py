@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from claude_oauth_auth import TokenFileError
-from claude_oauth_auth._store import (
+from claude_oauth_auth.stores._files import (
     file_lock,
     file_signature,
     lock_path,

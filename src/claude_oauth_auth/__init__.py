@@ -12,10 +12,16 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from ._auth import UnifiedAuthManager
+    from ._cascade import UnifiedAuthManager
     from ._client import AsyncClaudeClient, ClaudeClient
-    from ._errors import ClaudeAuthError, TokenFileError, TokenRefreshError
-    from ._oauth import OAuthTokenManager
+    from ._errors import (
+        ClaudeAuthError,
+        StoreConflict,
+        StoreError,
+        TokenFileError,
+        TokenRefreshError,
+    )
+    from ._manager import OAuthTokenManager
     from ._sdk_errors import NoCredentialsError, OAuthRefreshError
     from ._sources import Credential, SourceReport
     from ._status import get_auth_status
@@ -29,6 +35,8 @@ __all__ = [
     "OAuthRefreshError",
     "OAuthTokenManager",
     "SourceReport",
+    "StoreConflict",
+    "StoreError",
     "TokenFileError",
     "TokenRefreshError",
     "UnifiedAuthManager",
@@ -40,12 +48,14 @@ _LAZY = {
     "AsyncClaudeClient": "._client",
     "ClaudeClient": "._client",
     "ClaudeAuthError": "._errors",
+    "StoreConflict": "._errors",
+    "StoreError": "._errors",
     "TokenFileError": "._errors",
     "TokenRefreshError": "._errors",
     "NoCredentialsError": "._sdk_errors",
     "OAuthRefreshError": "._sdk_errors",
-    "OAuthTokenManager": "._oauth",
-    "UnifiedAuthManager": "._auth",
+    "OAuthTokenManager": "._manager",
+    "UnifiedAuthManager": "._cascade",
     "Credential": "._sources",
     "SourceReport": "._sources",
     "get_auth_status": "._status",

@@ -23,7 +23,8 @@ from ._errors import ClaudeAuthError
 from ._tokens import TokenSet
 
 if TYPE_CHECKING:
-    from ._auth import UnifiedAuthManager
+    from ._cascade import UnifiedAuthManager
+    from .stores._base import TokenStore
 
 __all__ = [
     "COMMANDS",
@@ -101,7 +102,7 @@ def _token(arguments: argparse.Namespace) -> int:
             "pipe or capture the output (`$(claude-oauth-auth token)`), or pass --show",
             EXIT_USAGE,
         )
-    from ._auth import UnifiedAuthManager
+    from ._cascade import UnifiedAuthManager
 
     with _slow_notice("Refreshing the OAuth token…"):
         auth = UnifiedAuthManager()
@@ -131,7 +132,7 @@ def _current_token(auth: UnifiedAuthManager) -> str:
         assert credential.secret is not None
         return credential.secret
     try:
-        token: str = auth.token_source.get_valid_token()
+        token: str = auth.token_source.token()
     except ClaudeAuthError as error:
         if not is_sdk_error(error, "OAuthRefreshError"):
             raise
@@ -168,7 +169,7 @@ def _stderr_is_terminal() -> bool:
 
 
 def _refresh(arguments: argparse.Namespace) -> int:
-    from ._auth import UnifiedAuthManager
+    from ._cascade import UnifiedAuthManager
 
     if _stderr_is_terminal():
         print("Refreshing the OAuth token…", file=sys.stderr)
@@ -198,14 +199,14 @@ def _refresh(arguments: argparse.Namespace) -> int:
     found = auth.credential.tokens
     if found is None or manager.access_token == found.access_token:
         manager.refresh()  # not already refreshed while the cascade was checked
-    if getattr(manager, "_unsaved", False):
+    where = manager.store.location if manager.store is not None else None
+    if manager.unsaved:
         raise CommandError(
-            f"the refreshed tokens could not be saved to {manager.token_file}, so this login is "
+            f"the refreshed tokens could not be saved to {where}, so this login is "
             "lost when the command exits",
             "free disk space or fix that folder's permissions, then log in again",
         )
     expires_at = manager.token_expiry
-    where = str(manager.token_file) if manager.token_file is not None else None
     if arguments.json:
         document = {
             "refreshed": True,
@@ -233,21 +234,20 @@ def _describe_expiry(expires_at: float | None) -> str:
 
 
 def _save(arguments: argparse.Namespace) -> int:
-    from ._store import file_lock, write_json_atomic
-
-    path = _our_token_file()
-    _refuse_claude_code_store(path, "save tokens to it")
+    store = _target_store(arguments.store)
+    path = _path_of(store)
+    if path is not None:
+        _refuse_claude_code_store(path, "save tokens to it")
     with _terminal_echo_off("Paste the token JSON (it is not shown), then press Ctrl-D:"):
         raw = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
     tokens = _validated_tokens(raw)
-    with file_lock(path):
-        previous = _previous_document(path)
-        _refuse_claude_code_store(path, "save tokens to it", previous)
-        document = _merge(previous, tokens)
-        write_json_atomic(path, document)
+    with store.lock():
+        if path is not None:
+            _refuse_claude_code_store(path, "save tokens to it", _previous_document(path))
+        store.save(tokens, expected_version=store.version())
     from ._tokens import mask
 
-    expiry = document["token_expiry"]
+    expiry = tokens.expires_at or 0.0
     refresh = (
         "with a refresh token"
         if tokens.refresh_token is not None
@@ -259,8 +259,8 @@ def _save(arguments: argparse.Namespace) -> int:
         else _describe_expiry(expiry).replace("it expires", "expires")
     )
     print(
-        f"Saved the OAuth access token ({mask(document['access_token'])}) {refresh} to {path}; "
-        f"the access token {left}."
+        f"Saved the OAuth access token ({mask(tokens.access_token)}) {refresh} to "
+        f"{store.location}; the access token {left}."
     )
     return EXIT_OK
 
@@ -382,7 +382,7 @@ def _expiry(document: dict[str, Any]) -> float:
 
 def _previous_document(path: Path) -> dict[str, Any] | None:
     """The current file, if it is a readable, trustworthy JSON object."""
-    from ._store import read_json_file
+    from .stores._files import read_json_file
 
     try:
         document = read_json_file(path)
@@ -391,53 +391,61 @@ def _previous_document(path: Path) -> dict[str, Any] | None:
     return document if isinstance(document, dict) else None
 
 
-def _merge(previous: dict[str, Any] | None, tokens: TokenSet) -> dict[str, Any]:
-    """The new tokens over the old file's other keys (an old refresh token never survives)."""
-    from ._tokens import render_token_document
-
-    replaced = {"access_token", "refresh_token", "token_expiry", *tokens.extra}
-    if tokens.scopes:
-        replaced.add("scopes")
-    kept = {key: value for key, value in (previous or {}).items() if key not in replaced}
-    return {**render_token_document(tokens, "ours", kept), **tokens.extra}
-
-
 # ----- logout -------------------------------------------------------------------------------
 
 
 def _logout(arguments: argparse.Namespace) -> int:
-    from ._store import file_lock
-
-    path = _our_token_file()
-    _refuse_claude_code_store(path, "delete it")
-    if not path.exists() and not path.is_symlink():
-        print(f"No token file at {path}; nothing to delete.")
+    store = _target_store(arguments.store)
+    path = _path_of(store)
+    if path is not None:
+        _refuse_claude_code_store(path, "delete it")
+        if not path.exists() and not path.is_symlink():
+            print(f"No token file at {path}; nothing to delete.")
+            return EXIT_OK
+        if path.is_dir():
+            raise CommandError(f"{path} is a directory, not a token file", "remove it by hand")
+        _refuse_claude_code_store(path, "delete it", _previous_document(path))
+    elif store.version() is None:
+        print(f"No tokens in {store.location}; nothing to delete.")
         return EXIT_OK
-    if path.is_dir():
-        raise CommandError(f"{path} is a directory, not a token file", "remove it by hand")
-    _refuse_claude_code_store(path, "delete it", _previous_document(path))
     if not arguments.yes:
         if not sys.stdin.isatty():
             raise CommandError(
-                f"not deleting {path} without confirmation",
+                f"not deleting {store.location} without confirmation",
                 "pass --yes to delete it without a prompt",
                 EXIT_USAGE,
             )
-        print(f"Delete {path}? [y/N] ", end="", file=sys.stderr, flush=True)
+        print(f"Delete {store.location}? [y/N] ", end="", file=sys.stderr, flush=True)
         answer = sys.stdin.readline().strip().lower()
         if answer not in ("y", "yes"):
             print("Not deleted.", file=sys.stderr)
             return EXIT_FAILED
-    with file_lock(path), contextlib.suppress(FileNotFoundError):
-        path.unlink()
+    with store.lock():
+        store.delete()
     print(
-        f"Deleted {path}. Claude Code's own login was not touched; run "
+        f"Deleted {store.location}. Claude Code's own login was not touched; run "
         "`claude-oauth-auth status` to see which credentials remain."
     )
     return EXIT_OK
 
 
 # ----- shared -------------------------------------------------------------------------------
+
+
+def _target_store(url: str | None) -> TokenStore:
+    """``--store URL``, else our token file (``$CLAUDE_AUTH_FILE`` or ``auth.json``)."""
+    if url is not None:
+        from .stores._url import store_from_url
+
+        return store_from_url(url)
+    from .stores._file import FileStore
+
+    return FileStore(_our_token_file())
+
+
+def _path_of(store: TokenStore) -> Path | None:
+    path = getattr(store, "path", None)
+    return path if isinstance(path, Path) else None
 
 
 def _our_token_file() -> Path:

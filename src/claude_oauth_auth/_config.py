@@ -30,6 +30,7 @@ class ENV:
     """Names of every environment variable the library reads."""
 
     AUTH_FILE = "CLAUDE_AUTH_FILE"
+    TOKEN_STORE = "CLAUDE_TOKEN_STORE"
     CONFIG_DIR = "CLAUDE_CONFIG_DIR"
     CODE_OAUTH_TOKEN = "CLAUDE_CODE_OAUTH_TOKEN"
     AUTH_TOKEN = "ANTHROPIC_AUTH_TOKEN"

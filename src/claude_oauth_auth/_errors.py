@@ -1,7 +1,9 @@
 """Errors raised by claude-oauth-auth.
 
     ClaudeAuthError                      base of every error we raise
-    ├── TokenFileError                   a token file is missing, unreadable or malformed
+    ├── StoreError                       a token store cannot be used (``location``, ``reason``)
+    │   ├── StoreConflict                a compare-and-set save found a newer version
+    │   └── TokenFileError               a token file is unreadable or malformed (``path``)
     ├── TokenRefreshError                the token endpoint could not be reached or answered badly
     ├── NoCredentialsError*              no source in the cascade gave a credential
     └── OAuthRefreshError*               the token endpoint refused the refresh token
@@ -13,24 +15,45 @@ SDK catches them; they live in ``_sdk_errors`` so importing this module never im
 
 from __future__ import annotations
 
-__all__ = ["ClaudeAuthError", "TokenFileError", "TokenRefreshError"]
+__all__ = [
+    "ClaudeAuthError",
+    "StoreConflict",
+    "StoreError",
+    "TokenFileError",
+    "TokenRefreshError",
+]
 
 
 class ClaudeAuthError(Exception):
     """Base class of every error raised by claude-oauth-auth."""
 
 
-class TokenFileError(ClaudeAuthError):
+class StoreError(ClaudeAuthError):
+    """A token store cannot be used right now; ``location`` and ``reason`` say which and why."""
+
+    def __init__(self, location: str, reason: str, fix: str | None = None) -> None:
+        self.location = location
+        self.reason = reason
+        self.fix = fix
+        message = f"{location}: {reason}"
+        if fix:
+            message += f" ({fix})"
+        super().__init__(message)
+
+
+class StoreConflict(StoreError):
+    """``save`` found the store at another version than expected: someone else wrote first."""
+
+    def __init__(self, location: str, reason: str = "changed since it was read") -> None:
+        super().__init__(location, reason)
+
+
+class TokenFileError(StoreError):
     """A token file exists but cannot be used; ``path`` and ``reason`` say why."""
 
     def __init__(self, path: str, reason: str, fix: str | None = None) -> None:
         self.path = path
-        self.reason = reason
-        self.fix = fix
-        message = f"{path}: {reason}"
-        if fix:
-            message += f" ({fix})"
-        super().__init__(message)
+        super().__init__(path, reason, fix)
 
 
 class TokenRefreshError(ClaudeAuthError):

@@ -5,33 +5,40 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from . import _config
-from ._config import ENV
-from ._errors import TokenFileError
-from ._store import Keychain, keychain_enabled, read_json_file, read_keychain
-from ._tokens import TokenFormatError, TokenSet, mask, parse_token_document
+from ._config import ENV, default_auth_file
+from ._errors import StoreError
+from ._tokens import TokenSet, mask
+from .stores._base import TokenStore
 
 __all__ = [
+    "FALLBACK_SOURCES",
     "SOURCE_NAMES",
     "Credential",
     "SourceReport",
     "check_source",
+    "check_store",
+    "describe_expiry",
+    "explain_reports",
     "validate_sources",
 ]
 
 SOURCE_NAMES: tuple[str, ...] = (
     "explicit",
     "auth_file_env",
+    "token_store_env",
     "auth_file",
     "claude_code",
     "claude_code_env",
     "auth_token_env",
     "api_key_env",
 )
+
+FALLBACK_SOURCES = ("auth_token_env", "api_key_env")
 
 State = Literal["used", "available", "absent", "invalid", "not_checked"]
 Kind = Literal["oauth", "api_key", "auth_token"]
@@ -60,7 +67,7 @@ class Credential:
     tokens: TokenSet | None = None
     path: Path | None = None
     provider: Callable[..., Any] | None = None
-    keychains: list[Keychain] = field(default_factory=list)
+    store: TokenStore | None = None
 
     @property
     def auth_method(self) -> str:
@@ -99,6 +106,7 @@ def check_source(name: str) -> tuple[SourceReport, Credential | None]:
     """Look at one non-explicit source; never raises for missing or broken input."""
     checks: dict[str, Callable[[], tuple[SourceReport, Credential | None]]] = {
         "auth_file_env": _check_auth_file_env,
+        "token_store_env": _check_token_store_env,
         "auth_file": lambda: check_token_file("auth_file", _config.default_auth_file()),
         "claude_code": _check_claude_code,
         "claude_code_env": lambda: _check_env("claude_code_env", ENV.CODE_OAUTH_TOKEN, "oauth"),
@@ -123,18 +131,30 @@ def _check_auth_file_env() -> tuple[SourceReport, Credential | None]:
 
 
 def check_token_file(source: str, path: Path) -> tuple[SourceReport, Credential | None]:
-    """Parse a token file of either shape into a report and an OAuth credential."""
-    where = str(path)
+    """A token file of either shape, as a report and an OAuth credential."""
+    from .stores._file import FileStore
+
+    return check_store(source, FileStore(path))
+
+
+def check_store(source: str, store: TokenStore) -> tuple[SourceReport, Credential | None]:
+    """Load a store into a report and an OAuth credential; never raises for bad contents."""
     try:
-        document = read_json_file(path)
-        tokens, shape = parse_token_document(document)
-    except FileNotFoundError:
-        return SourceReport(source, "absent", f"{where} does not exist", where), None
-    except TokenFileError as error:
-        return SourceReport(source, "invalid", str(error), where), None
-    except TokenFormatError as error:
-        return SourceReport(source, "invalid", f"{where}: {error}", where), None
-    return _token_report(source, tokens, where, f"{_shape_name(shape)} at {where}", path)
+        version = store.version()
+        tokens = store.load()
+    except StoreError as error:
+        return SourceReport(source, "invalid", str(error), store.location), None
+    where = store.location
+    if tokens is None:
+        detail = f"{where} does not exist" if version is None else f"no login in {where}"
+        return SourceReport(source, "absent", detail, where), None
+    shape = getattr(store, "shape", None)
+    origin = f"{_shape_name(shape)} at {where}" if shape else where
+    path = getattr(store, "path", None)
+    report, credential = _token_report(source, tokens, where, origin, path)
+    if credential is not None:
+        credential.store = store
+    return report, credential
 
 
 def _token_report(
@@ -158,20 +178,32 @@ def _token_report(
 
 
 def _check_claude_code() -> tuple[SourceReport, Credential | None]:
-    path = _config.claude_code_file()
-    notes: list[str] = []
-    if keychain_enabled():
-        items = Keychain.candidates(_config.env_value(ENV.CONFIG_DIR))
-        entry, notes = read_keychain(items)
-        if entry is not None:
-            origin = f"Keychain item {entry.item.service!r}"
-            report, credential = _token_report("claude_code", entry.tokens, str(path), origin, path)
-            if credential is not None:
-                credential.keychains = items
-            return report, credential
-    report, credential = check_token_file("claude_code", path)
-    if notes:
-        report.detail = f"{report.detail} ({'; '.join(notes)})"
+    from .stores._claude_code import ClaudeCodeStore
+
+    store = ClaudeCodeStore()
+    report, credential = check_store("claude_code", store)
+    if store.notes:
+        report.detail = f"{report.detail} ({'; '.join(store.notes)})"
+    return report, credential
+
+
+def _check_token_store_env() -> tuple[SourceReport, Credential | None]:
+    raw = os.environ.get(ENV.TOKEN_STORE)
+    if raw is None:
+        return SourceReport("token_store_env", "absent", f"{ENV.TOKEN_STORE} is not set"), None
+    if not raw.strip():
+        detail = f"{ENV.TOKEN_STORE} is set but empty"
+        return SourceReport("token_store_env", "invalid", detail), None
+    from .stores._url import store_from_url
+
+    try:
+        store = store_from_url(raw)
+    except StoreError as error:
+        return SourceReport("token_store_env", "invalid", f"{ENV.TOKEN_STORE}: {error}"), None
+    report, credential = check_store("token_store_env", store)
+    if report.state == "absent":
+        report.state = "invalid"
+        report.detail = f"{ENV.TOKEN_STORE} names {store.location}, which holds no login"
     return report, credential
 
 
@@ -188,6 +220,19 @@ def _check_env(source: str, variable: str, kind: Kind) -> tuple[SourceReport, Cr
     label = {"oauth": "OAuth token", "api_key": "API key", "auth_token": "bearer token"}[kind]
     report = SourceReport(source, "available", f"{label} ({mask(value)}) in {variable}")
     return report, Credential(kind, source, secret=value)
+
+
+def explain_reports(reports: Sequence[SourceReport]) -> str:
+    """The checked sources as an aligned list, then how to fix a missing credential."""
+    lines = ["Sources checked, in order:"]
+    for report in reports:
+        lines.append(f"  {report.name:<16} {report.state:<12} {report.detail}")
+    lines.append(
+        f"To fix: set {ENV.API_KEY} (create a key at https://console.anthropic.com/), "
+        "log in with Claude Code (run `claude`, then /login), "
+        f"or write OAuth tokens to {default_auth_file()} with `claude-oauth-auth save`."
+    )
+    return "\n".join(lines)
 
 
 def _shape_name(shape: str) -> str:

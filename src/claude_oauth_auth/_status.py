@@ -5,8 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._auth import FALLBACK_SOURCES, explain_reports
-from ._sources import Credential, SourceReport, check_source, describe_expiry, validate_sources
+from ._sources import (
+    FALLBACK_SOURCES,
+    Credential,
+    SourceReport,
+    check_source,
+    describe_expiry,
+    explain_reports,
+    validate_sources,
+)
 from ._tokens import mask
 
 __all__ = ["get_auth_status"]

@@ -18,6 +18,7 @@ __all__ = [
 
 FileShape = Literal["ours", "claude_code"]
 CLAUDE_CODE_KEY = "claudeAiOauth"
+OURS_EXTRA_KEYS = ("client_id", "token_url")
 
 
 def mask(secret: str | None) -> str:
@@ -122,7 +123,7 @@ def parse_token_document(document: object) -> tuple[TokenSet, FileShape]:
         scopes=_scopes(document.get("scopes")),
         extra={
             key: document[key]
-            for key in ("client_id", "token_url")
+            for key in OURS_EXTRA_KEYS
             if isinstance(document.get(key), str) and document[key].strip()
         },
     )
@@ -147,12 +148,16 @@ def render_token_document(
         document[CLAUDE_CODE_KEY] = inner
         return document
     document["access_token"] = tokens.access_token
+    document.pop("refresh_token", None)
     if tokens.refresh_token is not None:
         document["refresh_token"] = tokens.refresh_token
     if tokens.expires_at is not None:
         document["token_expiry"] = int(tokens.expires_at)
-    if tokens.scopes and "scopes" not in document:
+    if tokens.scopes:
         document["scopes"] = list(tokens.scopes)
+    for key in OURS_EXTRA_KEYS:
+        if isinstance(tokens.extra.get(key), str):
+            document[key] = tokens.extra[key]
     return document
 
 

@@ -23,7 +23,7 @@ from ._commands import (
     CommandError,
     is_sdk_error,
 )
-from ._errors import ClaudeAuthError, TokenFileError, TokenRefreshError
+from ._errors import ClaudeAuthError, StoreError, TokenFileError, TokenRefreshError
 
 __all__ = ["main"]
 
@@ -100,6 +100,12 @@ and without --yes.
 # ----- the parser ---------------------------------------------------------------------------
 
 
+STORE_HELP = (
+    "a token store instead of our token file: file:///PATH, keyring:, "
+    "keyring://SERVICE/USERNAME, redis://HOST:PORT/DB"
+)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="claude-oauth-auth",
@@ -141,12 +147,13 @@ def _build_parser() -> argparse.ArgumentParser:
         REFRESH_EPILOG,
     )
     refresh.add_argument("--json", action="store_true", help="print the result as JSON")
-    command(
+    save = command(
         "save",
-        "write OAuth tokens from JSON on standard input to our token file",
+        "write OAuth tokens from JSON on standard input to our token file or a store",
         "Store OAuth tokens without putting them in your shell history.",
         SAVE_EPILOG,
     )
+    save.add_argument("--store", metavar="URL", help=STORE_HELP)
     logout = command(
         "logout",
         "delete claude-oauth-auth's token file (not Claude Code's)",
@@ -154,6 +161,7 @@ def _build_parser() -> argparse.ArgumentParser:
         LOGOUT_EPILOG,
     )
     logout.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    logout.add_argument("--store", metavar="URL", help=STORE_HELP)
     return parser
 
 
@@ -203,6 +211,10 @@ def _explain(error: Exception) -> CommandError:
         return CommandError(
             f"{error.path} {error.reason}",
             error.fix or "fix or delete that file, or replace it with `claude-oauth-auth save`",
+        )
+    if isinstance(error, StoreError):
+        return CommandError(
+            f"{error.location}: {error.reason}", error.fix or "check that the store is reachable"
         )
     if isinstance(error, ClaudeAuthError):
         return CommandError(str(error), "run `claude-oauth-auth status` for details")

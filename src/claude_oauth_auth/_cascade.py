@@ -9,21 +9,26 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._config import ENV, default_auth_file
+from ._config import ENV
 from ._errors import ClaudeAuthError, TokenRefreshError
-from ._oauth import OAuthTokenManager, _make_access_token
-from ._sources import Credential, SourceReport, check_source, validate_sources
+from ._manager import OAuthTokenManager, make_access_token
+from ._sources import (
+    FALLBACK_SOURCES,
+    Credential,
+    SourceReport,
+    check_source,
+    explain_reports,
+    validate_sources,
+)
 from ._tokens import mask
+from .stores._base import TokenStore
 
 if TYPE_CHECKING:
     from anthropic.lib.credentials import AccessToken
 
-__all__ = ["StaticOAuthToken", "UnifiedAuthManager", "explain_reports"]
+__all__ = ["StaticOAuthToken", "UnifiedAuthManager"]
 
 log = logging.getLogger("claude_oauth_auth")
-
-FALLBACK_SOURCES = ("auth_token_env", "api_key_env")
-
 
 class StaticOAuthToken:
     """A long-lived OAuth token with no refresh token (``CLAUDE_CODE_OAUTH_TOKEN``)."""
@@ -36,7 +41,7 @@ class StaticOAuthToken:
         return f"StaticOAuthToken({mask(self._token)!r}, source={self._source!r})"
 
     def __call__(self, *, force_refresh: bool = False) -> AccessToken:
-        return _make_access_token(self.get_valid_token(force_refresh=force_refresh))
+        return make_access_token(self._token)
 
     def peek_valid_token(self) -> str | None:
         return self._token
@@ -44,13 +49,9 @@ class StaticOAuthToken:
     def get_valid_token(self, *, force_refresh: bool = False) -> str:
         return self._token
 
-    async def async_get_valid_token(self, *, force_refresh: bool = False) -> str:
-        return self._token
-
-    async def async_refresh_rejected(self, rejected_token: str) -> str:
-        return self.refresh_rejected(rejected_token)
-
-    def refresh_rejected(self, rejected_token: str) -> str:
+    def token(self, *, force: bool = False, rejected: str | None = None) -> str:
+        if rejected is None:
+            return self._token
         from ._sdk_errors import OAuthRefreshError
 
         raise OAuthRefreshError(
@@ -58,6 +59,9 @@ class StaticOAuthToken:
             "create a new one with `claude setup-token`",
             token_url="claude-oauth-auth://static-token",
         )
+
+    async def async_token(self, *, force: bool = False, rejected: str | None = None) -> str:
+        return self.token(force=force, rejected=rejected)
 
 
 class UnifiedAuthManager:
@@ -75,6 +79,7 @@ class UnifiedAuthManager:
         oauth_manager: OAuthTokenManager | None = None,
         credentials: Callable[..., Any] | None = None,
         token_file: str | os.PathLike[str] | None = None,
+        store: TokenStore | None = None,
         sources: Sequence[str] | None = None,
         refresh_threshold: float | None = None,
         client_id: str | None = None,
@@ -88,6 +93,7 @@ class UnifiedAuthManager:
                 ("oauth_manager", oauth_manager),
                 ("credentials", credentials),
                 ("token_file", token_file),
+                ("store", store),
             )
             if value is not None
         }
@@ -181,9 +187,10 @@ class UnifiedAuthManager:
             if name == "api_key":
                 return Credential("api_key", "explicit", secret=value.strip())
             return Credential("auth_token", "explicit", secret=value.strip())
-        if name == "token_file":
-            manager = OAuthTokenManager(token_file=str(value), **self._manager_options)
-            report.path = str(manager.token_file)
+        if name in ("token_file", "store"):
+            where: dict[str, Any] = {name: value}
+            manager = OAuthTokenManager(**where, **self._manager_options)
+            report.path = manager.store.location if manager.store is not None else None
             return Credential("oauth", "explicit", path=manager.token_file, provider=manager)
         if not callable(value):
             raise TypeError(f"{name}= must be an OAuthTokenManager or an SDK credentials provider")
@@ -231,13 +238,8 @@ class UnifiedAuthManager:
             return None
         if credential.provider is not None:
             return credential.provider
-        if credential.path is not None:
-            manager = OAuthTokenManager(
-                token_file=credential.path,
-                _keychains=credential.keychains,
-                **self._manager_options,
-            )
-            return manager
+        if credential.store is not None:
+            return OAuthTokenManager(store=credential.store, **self._manager_options)
         assert credential.secret is not None
         return StaticOAuthToken(credential.secret, source=ENV.CODE_OAUTH_TOKEN)
 
@@ -308,19 +310,6 @@ class UnifiedAuthManager:
 
     def _no_credentials_message(self) -> str:
         return "No Claude credentials found.\n" + explain_reports(self.reports)
-
-
-def explain_reports(reports: Sequence[SourceReport]) -> str:
-    """The checked sources as an aligned list, then how to fix a missing credential."""
-    lines = ["Sources checked, in order:"]
-    for report in reports:
-        lines.append(f"  {report.name:<16} {report.state:<12} {report.detail}")
-    lines.append(
-        f"To fix: set {ENV.API_KEY} (create a key at https://console.anthropic.com/), "
-        "log in with Claude Code (run `claude`, then /login), "
-        f"or write OAuth tokens to {default_auth_file()} with `claude-oauth-auth save`."
-    )
-    return "\n".join(lines)
 
 
 def _inside_event_loop() -> bool:

@@ -1,36 +1,31 @@
-"""Token files on disk: safe reads, atomic 0600 writes, the cross-process lock, the Keychain."""
+"""Token files on disk: safe reads, atomic 0600 writes that keep links and owners, the lock."""
 
 from __future__ import annotations
 
 import contextlib
 import glob
-import hashlib
 import json
 import logging
 import os
 import stat
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._errors import TokenFileError
-from ._tokens import TokenFormatError, TokenSet, parse_token_document
+from .._errors import TokenFileError
 
 __all__ = [
+    "LOCK_TIMEOUT_SECONDS",
     "MAX_TOKEN_FILE_BYTES",
-    "Keychain",
-    "KeychainEntry",
-    "KeychainUnavailable",
+    "Signature",
     "file_lock",
     "file_signature",
+    "folder_writable",
     "lock_path",
     "read_json_file",
-    "read_keychain",
+    "resolved",
     "write_json_atomic",
 ]
 
@@ -62,6 +57,8 @@ def read_json_file(path: Path, *, check_permissions: bool = True) -> Any:
         raise TokenFileError(where, f"cannot be inspected ({error.strerror})") from None
     if stat.S_ISDIR(info.st_mode):
         raise TokenFileError(where, "is a directory, not a token file")
+    if not stat.S_ISREG(info.st_mode):
+        raise TokenFileError(where, "is not a regular file (a FIFO, socket or device)")
     if info.st_size > MAX_TOKEN_FILE_BYTES:
         raise TokenFileError(where, f"is {info.st_size} bytes, larger than a token file can be")
     if check_permissions and os.name == "posix" and info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
@@ -70,8 +67,12 @@ def read_json_file(path: Path, *, check_permissions: bool = True) -> Any:
             "is writable by other users, so its tokens cannot be trusted",
             f"run chmod 600 {where}",
         )
+    if check_permissions:
+        _check_owner(where, info)
     try:
-        with open(path, "rb") as handle:
+        # O_NONBLOCK: a FIFO swapped in after the stat must not hang the reader.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(descriptor, "rb") as handle:
             raw = handle.read(MAX_TOKEN_FILE_BYTES + 1)
     except PermissionError:
         fix = f"run chmod 600 {where}"
@@ -95,12 +96,54 @@ def read_json_file(path: Path, *, check_permissions: bool = True) -> Any:
         raise TokenFileError(where, reason) from None
 
 
+def _check_owner(where: str, info: os.stat_result) -> None:
+    """Trust a file owned by the reader or by root; root trusts any owner."""
+    if os.name != "posix":
+        return
+    me = os.geteuid()
+    if me != 0 and info.st_uid not in (me, 0):
+        raise TokenFileError(
+            where,
+            f"is owned by another user (uid {info.st_uid}), so its tokens cannot be trusted",
+            f"run chown $(id -u) {where}, or point at a file of your own",
+        )
+
+
+def resolved(path: Path) -> Path:
+    """Where ``path`` really is: a symlink's final target (a dotfile manager's link)."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def folder_writable(path: Path) -> tuple[bool, str]:
+    """Whether a temp file can be created beside ``path`` and renamed over it, and why not."""
+    target = resolved(path)
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        try:
+            read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+        except (OSError, AttributeError):
+            read_only = False
+        why = "is on a read-only file system" if read_only else "is not writable (permissions)"
+        return False, f"the folder {folder} {why}"
+    return True, ""
+
+
 def write_json_atomic(path: Path, document: Any) -> None:
-    """Write JSON to ``path`` via a 0600 temp file in the same folder, fsync and atomic replace."""
+    """Write JSON to ``path`` via a 0600 temp file beside it, fsync and atomic replace.
+
+    A symlink is kept: its target is replaced. The file's owner and group are kept.
+    """
+    path = resolved(path)
     folder = path.parent
     if not folder.exists():
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     data = (json.dumps(document, indent=2) + "\n").encode("utf-8")
+    try:
+        owner: os.stat_result | None = os.stat(path)
+    except OSError:
+        owner = None
     descriptor, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(descriptor, "wb") as handle:
@@ -108,6 +151,8 @@ def write_json_atomic(path: Path, document: Any) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temp_name, 0o600)
+        if owner is not None:
+            _keep_owner(temp_name, owner)
         _replace_with_retry(temp_name, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -115,6 +160,17 @@ def write_json_atomic(path: Path, document: Any) -> None:
         raise
     _fsync_folder(folder)
     _remove_stale_temp_files(path)
+
+
+def _keep_owner(temp_name: str, previous: os.stat_result) -> None:
+    """Give the new file the old one's owner and group (as root, or a group we belong to)."""
+    if os.name != "posix":
+        return
+    if (previous.st_uid, previous.st_gid) == (os.geteuid(), os.getegid()):
+        return
+    uid = previous.st_uid if os.geteuid() == 0 else -1
+    with contextlib.suppress(OSError):
+        os.chown(temp_name, uid, previous.st_gid)
 
 
 def _remove_stale_temp_files(path: Path) -> None:
@@ -150,8 +206,12 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def lock_path(token_file: Path) -> Path:
-    """The lock beside a token file (not ``<file>.lock``, which Claude Code's own locking uses)."""
-    return token_file.with_name(token_file.name + ".oauth.lock")
+    """The lock beside a token file (not ``<file>.lock``, which Claude Code's own locking uses).
+
+    Two paths to one file (a symlink and its target) share one lock.
+    """
+    target = resolved(token_file)
+    return target.with_name(target.name + ".oauth.lock")
 
 
 @contextlib.contextmanager
@@ -161,7 +221,7 @@ def file_lock(token_file: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterat
 
     lock = filelock.FileLock(str(lock_path(token_file)), timeout=timeout, mode=0o600)
     try:
-        token_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock_path(token_file).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         lock.acquire()
     except filelock.Timeout:
         raise TokenFileError(
@@ -183,119 +243,3 @@ def file_lock(token_file: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterat
         yield
     finally:
         lock.release()
-
-
-class KeychainUnavailable(Exception):
-    """The macOS Keychain could not be used (locked, no ``security`` tool, …)."""
-
-
-class Keychain:
-    """Claude Code's Keychain item, read and written through the ``security`` command."""
-
-    SERVICE = "Claude Code-credentials"
-
-    def __init__(self, service: str, account: str | None = None) -> None:
-        self.service = service
-        self.account = account or os.environ.get("USER") or _login_name()
-
-    @classmethod
-    def candidates(cls, config_dir: str | None) -> list[Keychain]:
-        """The item names Claude Code may use (suffixed when CLAUDE_CONFIG_DIR is set)."""
-        items = []
-        if config_dir:
-            digest = hashlib.sha256(config_dir.encode("utf-8")).hexdigest()[:8]
-            items.append(cls(f"{cls.SERVICE}-{digest}"))
-        items.append(cls(cls.SERVICE))
-        return items
-
-    def __repr__(self) -> str:
-        return f"Keychain(service={self.service!r})"
-
-    def read(self) -> str | None:
-        """The stored secret, or None when there is no such item."""
-        command = ["find-generic-password", "-s", self.service, "-a", self.account, "-w"]
-        result = self._run(command, stdin=None)
-        if result.returncode == 44:  # errSecItemNotFound
-            return None
-        if result.returncode != 0:
-            raise KeychainUnavailable(_security_reason(result))
-        return result.stdout.rstrip("\n")
-
-    def write(self, secret: str) -> None:
-        """Store ``secret``, passed hex-encoded on stdin so it never shows in the process list."""
-        line = (
-            f'add-generic-password -U -s "{self.service}" -a "{self.account}" '
-            f"-X {secret.encode('utf-8').hex()}\n"
-        )
-        result = self._run(["-i"], stdin=line)
-        if result.returncode != 0:
-            raise KeychainUnavailable(_security_reason(result))
-
-    @staticmethod
-    def _run(arguments: list[str], stdin: str | None) -> subprocess.CompletedProcess[str]:
-        try:
-            return subprocess.run(
-                ["security", *arguments],
-                input=stdin,
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=False,
-            )
-        except FileNotFoundError:
-            raise KeychainUnavailable("the `security` command is not available") from None
-        except subprocess.TimeoutExpired:
-            raise KeychainUnavailable("the `security` command timed out") from None
-
-
-@dataclass
-class KeychainEntry:
-    """A Keychain item holding Claude Code's JSON, parsed."""
-
-    item: Keychain
-    raw: str
-    document: dict[str, Any]
-    tokens: TokenSet
-
-
-def read_keychain(items: list[Keychain]) -> tuple[KeychainEntry | None, list[str]]:
-    """The first item holding usable tokens, and notes on why others were not usable."""
-    notes: list[str] = []
-    for item in items:
-        try:
-            raw = item.read()
-        except KeychainUnavailable as error:
-            notes.append(f"Keychain unavailable: {error}")
-            break
-        if raw is None:
-            continue
-        try:
-            document = json.loads(raw)
-            tokens, _shape = parse_token_document(document)
-        except (ValueError, TokenFormatError) as error:
-            notes.append(f"Keychain item {item.service!r} is not usable: {error}")
-            continue
-        return KeychainEntry(item, raw, document, tokens), notes
-    return None, notes
-
-
-def keychain_enabled() -> bool:
-    """The Keychain is looked at on macOS only."""
-    return sys.platform == "darwin"
-
-
-def _security_reason(result: subprocess.CompletedProcess[str]) -> str:
-    text = (result.stderr or "").strip().splitlines()
-    detail = text[-1][:200] if text else f"exit status {result.returncode}"
-    if "interaction is not allowed" in detail.lower() or result.returncode == 36:
-        return "the Keychain is locked (over SSH, run `security unlock-keychain` first)"
-    return f"`security` failed: {detail}"
-
-
-def _login_name() -> str:
-    try:
-        import getpass
-
-        return getpass.getuser()
-    except Exception:
-        return "user"

@@ -1,0 +1,517 @@
+"""OAuthTokenManager: the refresh policy. Where tokens live is its store's business."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from . import _config
+from ._errors import StoreConflict, StoreError, TokenFileError, TokenRefreshError
+from ._grant import RefreshRefused, request_refresh
+from ._hooks import HookStore, overrides_hooks
+from ._tokens import TokenSet, mask
+from .stores._base import DEFAULT_LOCK_TIMEOUT, TokenStore, Version
+from .stores._file import FileStore
+
+if TYPE_CHECKING:
+    from anthropic.lib.credentials import AccessToken
+
+__all__ = ["Grant", "OAuthTokenManager", "default_token_file", "make_access_token"]
+
+log = logging.getLogger("claude_oauth_auth")
+
+Grant = Callable[[str, str, str], TokenSet]
+"""The refresh grant: ``grant(token_url, refresh_token, client_id) -> TokenSet``."""
+
+FORCED_REFRESH_DEBOUNCE_SECONDS = 5.0
+SAVE_RETRY_INTERVAL_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 60.0
+
+_access_token_class: Any = None
+
+
+def make_access_token(token: str) -> AccessToken:
+    """An SDK ``AccessToken`` with ``expires_at=0``: the SDK asks us again before each request."""
+    global _access_token_class
+    if _access_token_class is None:
+        from anthropic.lib.credentials import AccessToken as imported
+
+        _access_token_class = imported
+    token_object: AccessToken = _access_token_class(token, expires_at=0)
+    return token_object
+
+
+def default_token_file() -> Path:
+    """The first existing of CLAUDE_AUTH_FILE, our auth.json, Claude Code's file; else our path."""
+    named = _config.env_value(_config.ENV.AUTH_FILE)
+    ours = _config.expand_path(named) if named else _config.default_auth_file()
+    for candidate in (ours, _config.claude_code_file()):
+        if candidate.is_file():
+            return candidate
+    return ours
+
+
+@dataclass(frozen=True, slots=True)
+class _Served:
+    """What the fast path hands out, and until when (``clock()`` seconds) it may."""
+
+    until: float
+    text: str
+    token: Any  # the cached SDK AccessToken, built on first use
+
+
+_NOTHING_SERVED = _Served(-math.inf, "", None)
+
+
+class OAuthTokenManager:
+    """Holds an OAuth token pair for a store, refreshes it before expiry, saves rotations.
+
+    Call it like any SDK credentials provider: ``anthropic.Anthropic(credentials=manager)``.
+
+    Policy (``_decide``):
+
+    - A token more than ``refresh_threshold`` seconds from expiry is served from memory; the
+      store's ``version()`` is consulted at most every ``store.poll_interval`` seconds, so a
+      rotation made elsewhere is adopted without a refresh call.
+    - Inside the threshold, one caller refreshes: it takes the store's lock, re-reads the
+      store, adopts tokens another process already rotated, and otherwise spends the refresh
+      token once and saves the answer (compare-and-set) before anyone uses it. Other callers
+      keep using the still-valid token meanwhile.
+    - After the API refused a token (a 401), the store is re-read at once; a replaced token is
+      used, otherwise a refresh is forced. A burst of forced calls refreshes once.
+    - A refused refresh token stops OAuth until the store holds new tokens; a transient
+      failure backs off (``Retry-After`` honoured) and serves the current token while valid.
+    - A save that fails keeps the new tokens in memory, logs one error and retries.
+
+    ``store=`` decides where tokens live (``token_file=`` means ``FileStore(token_file)``).
+    Subclasses may override ``_load_tokens``/``_save_tokens`` instead; they then run for
+    every read and write. ``clock=`` and ``grant=`` replace the time source and the POST.
+    """
+
+    access_token: str | None
+    refresh_token: str | None
+    token_expiry: float | None
+
+    def __init__(
+        self,
+        access_token: str | None = None,
+        refresh_token: str | None = None,
+        token_expiry: float | None = None,
+        *,
+        token_file: str | os.PathLike[str] | None = None,
+        store: TokenStore | None = None,
+        client_id: str | None = None,
+        token_url: str | None = None,
+        refresh_threshold: float | None = None,
+        clock: Callable[[], float] | None = None,
+        grant: Grant | None = None,
+    ) -> None:
+        if store is not None and token_file is not None:
+            raise ValueError("pass token_file= or store=, not both")
+        self._explicit_client_id = client_id or _config.env_value(_config.ENV.CLIENT_ID)
+        self._explicit_token_url = token_url or _config.env_value(_config.ENV.TOKEN_URL)
+        self.client_id = self._explicit_client_id or _config.DEFAULT_CLIENT_ID
+        self.token_url = _config.validate_token_url(
+            self._explicit_token_url or _config.DEFAULT_TOKEN_URL
+        )
+        self.refresh_threshold = _config.refresh_threshold(refresh_threshold)
+        self._clock = clock or time.time
+        self._grant: Grant = grant or _default_grant
+        self._lock = threading.Lock()
+        self._served = _NOTHING_SERVED
+        self._version: Version = None
+        self._next_poll = -math.inf
+        self._last_refresh_at = -math.inf
+        self._retry_not_before = -math.inf
+        self._backoff = 0.0
+        self._failure: tuple[str, str | None, int | None] | None = None  # why, token, status
+        self._unsaved: TokenSet | None = None
+        self._last_save_attempt = -math.inf
+        self.access_token = self.refresh_token = self.token_expiry = None
+        self._tokens: TokenSet | None = None
+        given = access_token is not None or refresh_token is not None
+        path = _config.expand_path(token_file) if token_file is not None else None
+        if store is None and overrides_hooks(self):
+            store = HookStore(self, path if path is not None or given else default_token_file())
+        elif store is None and (path is not None or not given):
+            store = FileStore(path if path is not None else default_token_file())
+        self.store: TokenStore | None = store
+        if given:
+            expiry = None if token_expiry is None else float(token_expiry)
+            self._adopt(TokenSet(access_token or "", refresh_token, expiry))
+            self._version = store.version() if store is not None else None
+        else:
+            self._reload()
+
+    # ----- what it holds ----------------------------------------------------------------------
+
+    @property
+    def token_file(self) -> Path | None:
+        """The file behind the store, when there is one."""
+        path = getattr(self.store, "path", None)
+        return path if isinstance(path, Path) else None
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(access_token={mask(self.access_token)!r}, "
+            f"refresh_token={mask(self.refresh_token)!r}, token_expiry={self.token_expiry!r}, "
+            f"store={self.store.location if self.store is not None else None!r})"
+        )
+
+    @property
+    def permanent_failure(self) -> str | None:
+        """Why OAuth stopped working for this manager (the endpoint's words), or None."""
+        return None if self._failure is None else self._failure[0]
+
+    @property
+    def can_refresh(self) -> bool:
+        return self.refresh_token is not None
+
+    @property
+    def unsaved(self) -> bool:
+        """True while rotated tokens could not be saved (they live only in memory)."""
+        return self._unsaved is not None
+
+    def is_token_valid(self) -> bool:
+        """True when there is an access token and it has not expired."""
+        expiry = self.token_expiry
+        return bool(self.access_token) and (expiry is None or expiry > self._clock())
+
+    def needs_refresh(self) -> bool:
+        """True when the token is within the refresh threshold of expiry (or missing)."""
+        return not self.access_token or not self._fresh(self._clock())
+
+    # ----- the SDK provider protocol and the token calls --------------------------------------
+
+    def __call__(self, *, force_refresh: bool = False) -> AccessToken:
+        """A valid token as an SDK ``AccessToken`` (``expires_at=0``: ask again next time)."""
+        served = self._served
+        if not force_refresh and served.token is not None and self._clock() < served.until:
+            cached: AccessToken = served.token
+            return cached
+        text = self.token(force=force_refresh)
+        token = make_access_token(text)
+        served = self._served
+        if served.text == text and served.token is None and self._lock.acquire(blocking=False):
+            try:  # cache it for the fast path, unless the tokens changed meanwhile
+                if self._served is served:
+                    self._served = _Served(served.until, text, token)
+            finally:
+                self._lock.release()
+        return token
+
+    def peek_valid_token(self) -> str | None:
+        """The current token when it may be served from memory; never blocks or refreshes."""
+        served = self._served
+        return served.text if self._clock() < served.until else None
+
+    def token(self, *, force: bool = False, rejected: str | None = None) -> str:
+        """The token to send; ``rejected`` is one the API just refused (refresh unless replaced)."""
+        if not force and rejected is None:
+            served = self._served
+            if self._clock() < served.until:
+                return served.text
+        if not force and rejected is None and self.is_token_valid() and self._failure is None:
+            # Advisory window: serve the still-valid token rather than queue behind a refresh.
+            if not self._lock.acquire(blocking=False):
+                return self._current()
+        else:
+            self._lock.acquire()
+        try:
+            return self._decide(force=force, rejected=rejected)
+        finally:
+            self._lock.release()
+
+    def get_valid_token(self, *, force_refresh: bool = False) -> str:
+        """A token that is not within the refresh threshold of expiry, refreshing if needed."""
+        return self.token(force=force_refresh)
+
+    async def async_get_valid_token(self, *, force_refresh: bool = False) -> str:
+        """Like ``get_valid_token``; a refresh runs in a worker thread, never on the event loop."""
+        return await self.async_token(force=force_refresh)
+
+    async def async_token(self, *, force: bool = False, rejected: str | None = None) -> str:
+        """``token()`` for coroutines: served from memory, or computed in a worker thread."""
+        if not force and rejected is None and (text := self.peek_valid_token()) is not None:
+            return text
+        import anyio.to_thread
+
+        return await anyio.to_thread.run_sync(lambda: self.token(force=force, rejected=rejected))
+
+    def refresh_rejected(self, rejected_token: str) -> str:
+        """The API refused ``rejected_token``: refresh unless someone already replaced it."""
+        return self.token(rejected=rejected_token)
+
+    def refresh(self) -> str:
+        """Force a refresh now (one POST, under both locks) and return the new access token."""
+        with self._lock:
+            return self._refresh_under_store_lock(force=True, rejected=None, adopt=False)
+
+    # ----- storage hooks ----------------------------------------------------------------------
+
+    def _load_tokens(self) -> None:
+        """Read the store and set ``access_token``, ``refresh_token`` and ``token_expiry``."""
+        self._reload()
+
+    def _save_tokens(self) -> None:
+        """Write ``access_token``, ``refresh_token`` and ``token_expiry`` to the store."""
+        if self.store is None or not self.access_token:
+            return
+        tokens = TokenSet(self.access_token, self.refresh_token, self.token_expiry)
+        self.store.save(tokens, expected_version=self.store.version())
+        self._version = self.store.version()
+
+    # ----- the policy -------------------------------------------------------------------------
+
+    def _decide(self, *, force: bool, rejected: str | None) -> str:
+        now = self._clock()
+        if self._unsaved is not None:
+            self._retry_save(now)
+        if rejected is not None and self.access_token and self.access_token != rejected:
+            return self._current()  # already replaced
+        recently = now - self._last_refresh_at < FORCED_REFRESH_DEBOUNCE_SECONDS
+        if force and rejected is None and self.access_token and recently:
+            return self._current()  # a burst of forced calls after one refresh
+        if rejected is not None or now >= self._next_poll or not self._fresh(now):
+            self._reload_if_changed(now)
+            if rejected is not None and self.access_token != rejected and self._fresh(now):
+                return self._current()  # another program rotated it
+        if self._failure is not None:
+            self._raise_refused(self._failure[0], self._failure[2])
+        if not force and rejected is None and self._fresh(now):
+            return self._current()
+        if not force and rejected is None and now < self._retry_not_before:
+            if self.is_token_valid():
+                return self._current()
+        try:
+            return self._refresh_under_store_lock(force=force, rejected=rejected, adopt=True)
+        except TokenRefreshError as error:
+            self._backoff = min(MAX_BACKOFF_SECONDS, max(1.0, self._backoff * 2))
+            wait = error.retry_after if error.retry_after is not None else self._backoff
+            self._retry_not_before = self._clock() + wait
+            if not force and rejected is None and self.is_token_valid():
+                log.warning(
+                    "OAuth token refresh failed (%s); using the current token, which is still "
+                    "valid for %.0f s, and retrying in %.0f s",
+                    error,
+                    (self.token_expiry or 0) - self._clock(),
+                    wait,
+                )
+                return self._current()
+            raise
+
+    def _fresh(self, now: float) -> bool:
+        expiry = self.token_expiry
+        return bool(self.access_token) and (
+            expiry is None or expiry - now > self.refresh_threshold
+        )
+
+    def _current(self) -> str:
+        token = self.access_token
+        if not token:
+            raise TokenRefreshError("no OAuth access token is loaded")
+        return token
+
+    def _refresh_under_store_lock(self, *, force: bool, rejected: str | None, adopt: bool) -> str:
+        store = self.store
+        if store is None:
+            return self._spend_refresh_token()
+        before = self.access_token
+        with store.lock(DEFAULT_LOCK_TIMEOUT):
+            self._reload_quietly()
+            replaced = self.access_token not in (before, rejected)
+            wanted = replaced or (not force and rejected is None and self._fresh(self._clock()))
+            if adopt and wanted and self._failure is None and self.is_token_valid():
+                self._last_refresh_at = self._clock()
+                log.debug("Adopted OAuth tokens another process refreshed")
+                return self._current()
+            if self._failure is not None:
+                self._raise_refused(self._failure[0], self._failure[2])
+            return self._spend_refresh_token()
+
+    def _spend_refresh_token(self) -> str:
+        refresh_token = self.refresh_token
+        if refresh_token is None:
+            message = "the OAuth access token has expired and there is no refresh token"
+            if self.store is not None:
+                message += f" in {self.store.location}"
+            self._raise_refused(message + "; log in again", None)
+        try:
+            fresh = self._grant(self.token_url, refresh_token, self.client_id)
+        except RefreshRefused as refused:
+            if self._adopt_rotation_by_other_program(refresh_token):
+                return self._current()
+            message = f"the token endpoint refused the refresh token ({refused})"
+            self._failure = (message, refresh_token, refused.status)
+            self._raise_refused(message, refused.status)
+        previous = self._tokens
+        fresh = TokenSet(
+            fresh.access_token,
+            fresh.refresh_token or refresh_token,
+            fresh.expires_at,
+            fresh.scopes or (previous.scopes if previous else ()),
+            previous.extra if previous else {},
+        )
+        self._backoff = 0.0
+        self._persist(fresh, spent=refresh_token)
+        log.info(
+            "Refreshed the OAuth access token (valid for %.0f s)%s",
+            (self.token_expiry or 0) - self._clock(),
+            f"; saved to {self.store.location}" if self.store and not self._unsaved else "",
+        )
+        return self._current()
+
+    def _adopt_rotation_by_other_program(self, spent_refresh_token: str) -> bool:
+        """After invalid_grant: a program that ignores our lock may have rotated the tokens."""
+        if self.store is None:
+            return False
+        self._reload_quietly()
+        if self.refresh_token != spent_refresh_token and self.is_token_valid():
+            self._last_refresh_at = self._clock()
+            log.info("Adopted OAuth tokens another program refreshed")
+            return True
+        return False
+
+    # ----- reading and writing the store ------------------------------------------------------
+
+    def _adopt(self, tokens: TokenSet | None) -> None:
+        """Make ``tokens`` current and recompute until when the fast path may serve them."""
+        self._tokens = tokens
+        self._served = _NOTHING_SERVED
+        if tokens is None:
+            self.access_token = self.refresh_token = self.token_expiry = None
+            return
+        self.access_token = tokens.access_token or None
+        self.refresh_token = tokens.refresh_token
+        self.token_expiry = tokens.expires_at
+        if not self._explicit_client_id and isinstance(tokens.extra.get("client_id"), str):
+            self.client_id = tokens.extra["client_id"]
+        if not self._explicit_token_url and isinstance(tokens.extra.get("token_url"), str):
+            self.token_url = _config.validate_token_url(tokens.extra["token_url"])
+        self._schedule_fast_path(self._clock())
+
+    def _schedule_fast_path(self, now: float) -> None:
+        poll = getattr(self.store, "poll_interval", 1.0) if self.store is not None else None
+        self._next_poll = now + poll if poll is not None else math.inf
+        if not self.access_token or self._failure is not None or self._unsaved is not None:
+            self._served = _NOTHING_SERVED
+            return
+        expiry = self.token_expiry
+        fresh_until = math.inf if expiry is None else expiry - self.refresh_threshold
+        self._served = _Served(min(fresh_until, self._next_poll), self.access_token, None)
+
+    def _reload(self) -> None:
+        """Read the store; a missing login is a TokenFileError naming where it was looked for."""
+        assert self.store is not None
+        version = self.store.version()
+        tokens = self.store.load()
+        if tokens is None:
+            raise TokenFileError(
+                self.store.location,
+                "does not exist" if version is None else "holds no OAuth login",
+                "log in with Claude Code, or run `claude-oauth-auth save`",
+            )
+        self._version = version
+        self._adopt(tokens)
+        if self._failure is not None and self.refresh_token != self._failure[1]:
+            log.info("New OAuth tokens found in storage; OAuth is usable again")
+            self._failure = None
+            self._schedule_fast_path(self._clock())
+
+    def _reload_if_changed(self, now: float) -> None:
+        if self.store is None:
+            return
+        if self.store.version() != self._version:
+            self._reload_quietly()
+        else:
+            self._schedule_fast_path(now)
+
+    def _reload_quietly(self) -> None:
+        """Re-read the store, keeping what is in memory if it is unreadable right now."""
+        if self.store is None or self._unsaved is not None:
+            return
+        try:
+            self._reload()
+        except (StoreError, OSError, ValueError) as error:
+            self._version = self.store.version()
+            self._schedule_fast_path(self._clock())
+            log.warning("Could not re-read OAuth tokens (%s); keeping the ones in memory", error)
+
+    def _persist(self, fresh: TokenSet, *, spent: str) -> None:
+        """Save ``fresh`` (compare-and-set) before it is used; never drop it."""
+        self._last_refresh_at = self._last_save_attempt = self._clock()
+        store = self.store
+        if store is not None:
+            try:
+                try:
+                    store.save(fresh, expected_version=self._version)
+                except StoreConflict:
+                    if self._newer_login_in_store(spent, fresh):
+                        return
+                    store.save(fresh, expected_version=store.version())
+            except Exception as error:
+                log.error(
+                    "Could not save the rotated OAuth tokens to %s (%s). They are kept in "
+                    "memory and the save is retried; free disk space or fix permissions there, "
+                    "or this login is lost when the process exits.",
+                    store.location,
+                    getattr(error, "strerror", None) or error,
+                )
+                self._unsaved = fresh
+            else:
+                self._version = store.version()
+        self._adopt(fresh)
+
+    def _newer_login_in_store(self, spent: str, fresh: TokenSet) -> bool:
+        """Someone wrote while we refreshed: adopt theirs only if it is a newer login."""
+        assert self.store is not None
+        try:
+            theirs = self.store.load()
+        except (StoreError, OSError):
+            return False
+        if theirs is None or theirs.refresh_token in (spent, fresh.refresh_token, None):
+            return False  # a stale write-back, or our own: keep ours and write it again
+        if (theirs.expires_at or math.inf) < (fresh.expires_at or math.inf):
+            return False
+        log.warning("A newer login was saved to %s meanwhile; using it", self.store.location)
+        self._version = self.store.version()
+        self._adopt(theirs)
+        return True
+
+    def _retry_save(self, now: float) -> None:
+        pending, store = self._unsaved, self.store
+        if pending is None or store is None:
+            return
+        if now - self._last_save_attempt < SAVE_RETRY_INTERVAL_SECONDS:
+            return
+        self._last_save_attempt = now
+        try:
+            with store.lock(DEFAULT_LOCK_TIMEOUT):
+                store.save(pending, expected_version=store.version())
+        except Exception as error:
+            log.debug("Saving the rotated OAuth tokens failed again: %s", error)
+            return
+        log.info("Saved the rotated OAuth tokens to %s after an earlier failure", store.location)
+        self._unsaved = None
+        self._version = store.version()
+        self._schedule_fast_path(now)
+
+    def _raise_refused(self, message: str, status: int | None) -> NoReturn:
+        from ._sdk_errors import OAuthRefreshError
+
+        raise OAuthRefreshError(message, token_url=self.token_url, endpoint_status=status)
+
+
+def _default_grant(token_url: str, refresh_token: str, client_id: str) -> TokenSet:
+    from . import __version__
+
+    return request_refresh(
+        token_url, refresh_token, client_id, user_agent=f"claude-oauth-auth/{__version__}"
+    )

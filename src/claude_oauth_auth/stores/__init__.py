@@ -1,0 +1,54 @@
+"""Token stores: where an OAuth token set lives (a file, Claude Code's store, the OS keyring…).
+
+Importing this module imports no backend library (``keyring``, ``redis``) and not ``anthropic``:
+each store class is loaded when first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .._errors import StoreConflict, StoreError
+    from .._tokens import TokenSet
+    from ._base import TokenStore
+    from ._claude_code import ClaudeCodeStore
+    from ._file import FileStore
+    from ._keyring import KeyringStore
+    from ._url import store_from_url
+
+__all__ = [
+    "ClaudeCodeStore",
+    "FileStore",
+    "KeyringStore",
+    "StoreConflict",
+    "StoreError",
+    "TokenSet",
+    "TokenStore",
+    "store_from_url",
+]
+
+_LAZY = {
+    "TokenSet": "claude_oauth_auth._tokens",
+    "StoreConflict": "claude_oauth_auth._errors",
+    "StoreError": "claude_oauth_auth._errors",
+    "TokenStore": "claude_oauth_auth.stores._base",
+    "ClaudeCodeStore": "claude_oauth_auth.stores._claude_code",
+    "FileStore": "claude_oauth_auth.stores._file",
+    "KeyringStore": "claude_oauth_auth.stores._keyring",
+    "store_from_url": "claude_oauth_auth.stores._url",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'claude_oauth_auth.stores' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

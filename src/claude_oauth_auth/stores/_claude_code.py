@@ -1,0 +1,133 @@
+"""ClaudeCodeStore: Claude Code's own login (its credentials file, and the Keychain on macOS)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from .. import _config
+from .._errors import StoreConflict, StoreError
+from .._tokens import CLAUDE_CODE_KEY, TokenSet, render_token_document
+from ._base import DEFAULT_LOCK_TIMEOUT, Version
+from ._file import FileStore
+from ._keychain import Keychain, KeychainEntry, KeychainUnavailable, keychain_enabled, read_keychain
+
+__all__ = ["ClaudeCodeStore"]
+
+log = logging.getLogger("claude_oauth_auth")
+
+KEYCHAIN_POLL_SECONDS = 5.0
+
+
+class ClaudeCodeStore:
+    """Claude Code's login: ``$CLAUDE_CONFIG_DIR/.credentials.json`` or ``~/.claude/…``, and on
+    macOS the Keychain item ``Claude Code-credentials``; the fresher of the two wins.
+
+    Tokens are written back where they were found, in Claude Code's shape, keeping every
+    other key. ``delete()`` refuses: log out with ``claude`` itself.
+    """
+
+    poll_interval: float | None = 1.0
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        keychains: list[Keychain] | None = None,
+    ) -> None:
+        self.file = FileStore(path if path is not None else _config.claude_code_file())
+        if keychains is None and keychain_enabled():
+            keychains = Keychain.candidates(_config.env_value(_config.ENV.CONFIG_DIR))
+        self.keychains = list(keychains or [])
+        self.notes: list[str] = []
+        self._entry: KeychainEntry | None = None
+        self._keychain_digest: str | None = None
+        self._keychain_read_at = -1e9
+
+    def __repr__(self) -> str:
+        return f"ClaudeCodeStore({self.location!r})"
+
+    @property
+    def path(self) -> Path:
+        return self.file.path
+
+    @property
+    def location(self) -> str:
+        if self._entry is not None:
+            return f"Keychain item {self._entry.item.service!r} and {self.file.path}"
+        return str(self.file.path)
+
+    @property
+    def shape(self) -> str:
+        return "claude_code"
+
+    @property
+    def writable(self) -> bool:
+        return self._entry is not None or self.file.writable
+
+    def version(self) -> Version:
+        if self.keychains and time.monotonic() - self._keychain_read_at > KEYCHAIN_POLL_SECONDS:
+            self._read_keychain()
+        return (self.file.version(), self._keychain_digest)
+
+    def load(self) -> TokenSet | None:
+        from_keychain = self._read_keychain()
+        document = self.file.read_document()
+        has_login = document is not None and CLAUDE_CODE_KEY in document
+        from_file = self.file.load() if has_login else None
+        if from_keychain is None:
+            return from_file
+        if from_file is None:
+            return from_keychain
+        later = (from_keychain.expires_at or 0.0) > (from_file.expires_at or 0.0)
+        return from_keychain if later else from_file
+
+    def save(self, tokens: TokenSet, *, expected_version: Version) -> None:
+        if self.keychains:
+            self._read_keychain()
+        if (self.file.version(), self._keychain_digest) != expected_version:
+            raise StoreConflict(self.location)
+        entry = self._entry
+        if entry is not None:
+            raw = json.dumps(render_token_document(tokens, "claude_code", entry.document))
+            try:
+                entry.item.write(raw)
+            except KeychainUnavailable as error:
+                raise StoreError(f"Keychain item {entry.item.service!r}", str(error)) from None
+            self._read_keychain()
+            if not self.file.path.exists():
+                return
+        self.file.save(tokens, expected_version=self.file.version())
+
+    @contextlib.contextmanager
+    def lock(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
+        with self.file.lock(timeout):
+            yield
+
+    def delete(self) -> None:
+        raise StoreError(
+            self.location,
+            "is Claude Code's own login, which claude-oauth-auth does not delete",
+            "log out with `claude` (/logout)",
+        )
+
+    def _read_keychain(self) -> TokenSet | None:
+        self._keychain_read_at = time.monotonic()
+        if not self.keychains:
+            return None
+        entry, self.notes = read_keychain(self.keychains)
+        for note in self.notes:
+            log.debug("%s", note)
+        if entry is None:
+            if any("unavailable" in note for note in self.notes) and self._entry is not None:
+                return self._entry.tokens  # locked for a moment: keep what we had
+            self._entry, self._keychain_digest = None, None
+            return None
+        self._entry = entry
+        self._keychain_digest = hashlib.sha256(entry.raw.encode("utf-8")).hexdigest()
+        return entry.tokens

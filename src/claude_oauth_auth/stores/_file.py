@@ -1,0 +1,116 @@
+"""FileStore: tokens in a JSON file, in our shape or Claude Code's, written back in its own."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .. import _config
+from .._errors import StoreConflict, TokenFileError
+from .._tokens import FileShape, TokenFormatError, TokenSet, parse_token_document
+from .._tokens import render_token_document as render
+from ._base import DEFAULT_LOCK_TIMEOUT, Version
+from ._files import file_lock, file_signature, folder_writable, read_json_file, write_json_atomic
+
+__all__ = ["FileStore"]
+
+
+class FileStore:
+    """A token file: atomic 0600 writes, ``<file>.oauth.lock`` beside it, its stat as version.
+
+    Saving re-reads the file and changes only the token fields, so keys other programs keep
+    there (and the file's shape) survive.
+    """
+
+    poll_interval: float | None = 1.0
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = _config.expand_path(path)
+        self._shape: FileShape | None = None
+
+    def __repr__(self) -> str:
+        return f"FileStore({str(self.path)!r})"
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    @property
+    def writable(self) -> bool:
+        return folder_writable(self.path)[0]
+
+    @property
+    def shape(self) -> FileShape | None:
+        """The file's shape as last read: ``"ours"`` or ``"claude_code"``."""
+        return self._shape
+
+    def why_not_writable(self) -> str:
+        """Why a save would fail, or an empty string."""
+        return folder_writable(self.path)[1]
+
+    def version(self) -> Version:
+        return file_signature(self.path)
+
+    def load(self) -> TokenSet | None:
+        document = self._read()
+        if document is None:
+            return None
+        tokens, self._shape = self._parse(document)
+        return tokens
+
+    def save(self, tokens: TokenSet, *, expected_version: Version) -> None:
+        if file_signature(self.path) != expected_version:
+            raise StoreConflict(self.location)
+        previous = self._read_quietly()
+        write_json_atomic(self.path, render(tokens, self._shape or "ours", previous))
+
+    @contextlib.contextmanager
+    def lock(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
+        with file_lock(self.path, timeout):
+            yield
+
+    def delete(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.realpath(self.path))
+
+    # ----- reading ------------------------------------------------------------------------
+
+    def read_document(self) -> dict[str, Any] | None:
+        """The file's JSON object, None when the file does not exist."""
+        return self._read()
+
+    def _read(self) -> dict[str, Any] | None:
+        try:
+            document = read_json_file(self.path)
+        except FileNotFoundError:
+            return None
+        if not isinstance(document, dict):
+            self._parse(document)  # raises, naming what the file holds instead
+        found: dict[str, Any] = document
+        return found
+
+    def _read_quietly(self) -> dict[str, Any] | None:
+        """The current document to merge into, or None when it is missing or unusable."""
+        try:
+            document = self._read()
+        except (OSError, TokenFileError):
+            return None
+        if document is not None:
+            with contextlib.suppress(TokenFileError):
+                self._shape = self._parse(document)[1]
+        return document
+
+    def _parse(self, document: Any) -> tuple[TokenSet, FileShape]:
+        try:
+            return parse_token_document(document)
+        except TokenFormatError as error:
+            raise TokenFileError(str(self.path), str(error)) from None
+
+
+def path_of(store: object) -> Path | None:
+    """The file behind a store, when it has one."""
+    path = getattr(store, "path", None)
+    return path if isinstance(path, Path) else None

@@ -1,0 +1,384 @@
+"""RedisStore: one token set shared by a fleet of workers, refreshed by exactly one of them.
+
+The tokens live in one Redis hash: ``tokens`` (our JSON shape) and ``version`` (an integer
+bumped by every save). A save is one Lua script, so the compare-and-set is atomic on the
+server. The lock is a Redis lease (``<key>:lock``) that a daemon thread renews while it is
+held, so it outlives a slow refresh; a holder that dies frees it when the lease runs out.
+
+``redis`` is imported on first use, never when this module is imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .._errors import StoreConflict, StoreError
+from .._tokens import TokenFormatError, TokenSet, parse_token_document, render_token_document
+from ._base import DEFAULT_LOCK_TIMEOUT, Version
+
+if TYPE_CHECKING:
+    import redis
+    from redis.lock import Lock
+
+__all__ = ["RedisStore"]
+
+log = logging.getLogger("claude_oauth_auth")
+
+DEFAULT_KEY = "claude-oauth-auth:default"
+_INSTALL_FIX = "pip install 'claude-oauth-auth[redis]'"
+_REACH_FIX = "check that Redis is running and CLAUDE_TOKEN_STORE is right"
+_KEPT_EXTRAS = ("client_id", "token_url")
+
+# KEYS[1] the hash; ARGV[1] the expected version ('' = must be empty); ARGV[2] the JSON.
+# Returns 1 when written, 0 when the stored version is not the expected one. A first save
+# starts the counter at the server clock in microseconds, so a save after delete() never
+# reuses a version that a stale writer may still hold.
+_SAVE_SCRIPT = """
+local current = redis.call('HGET', KEYS[1], 'version')
+if ARGV[1] == '' then
+  if current then return 0 end
+elseif current ~= ARGV[1] then
+  return 0
+end
+if current then
+  redis.call('HINCRBY', KEYS[1], 'version', 1)
+else
+  local now = redis.call('TIME')
+  redis.call('HSET', KEYS[1], 'version', now[1] .. string.format('%06d', tonumber(now[2])))
+end
+redis.call('HSET', KEYS[1], 'tokens', ARGV[2])
+return 1
+"""
+
+
+class RedisStore:
+    """Tokens in a Redis hash, shared by every worker that points at the same ``key``.
+
+    Pass ``url`` (``redis://[[user]:password@]host[:port][/db]``, or ``rediss://`` for TLS)
+    or a ready ``client``. ``lease_seconds`` is how long a dead lock holder can block the
+    others; a live holder renews its lease every ``lease_seconds / 3``.
+    """
+
+    poll_interval: float | None = None
+    """Never poll a fresh token's store: every writer takes the lock, so nothing changes
+    under a worker whose token is still fresh, and a request then costs no Redis command."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: redis.Redis | None = None,
+        key: str = DEFAULT_KEY,
+        lease_seconds: float = 90.0,
+    ) -> None:
+        if (url is None) == (client is None):
+            raise TypeError("RedisStore needs exactly one of url= or client=")
+        if not isinstance(key, str) or not key:
+            raise ValueError("RedisStore key must be a non-empty string")
+        if not lease_seconds > 0:
+            raise ValueError("RedisStore lease_seconds must be positive")
+        self.key = key
+        self.lease_seconds = float(lease_seconds)
+        self._url = url
+        self._client = client
+        self._address = _address_of_url(url, key) if url is not None else _address_of(client)
+        self._setup = threading.Lock()
+        self._save_script: Any = None
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self.location!r})"
+
+    @property
+    def location(self) -> str:
+        return f"{self._address} key={self.key}"
+
+    @property
+    def writable(self) -> bool:
+        return True
+
+    # ----- the protocol -------------------------------------------------------------------
+
+    def version(self) -> Version:
+        client = self._redis()
+        with self._translate():
+            raw = client.hget(self.key, "version")
+        if raw is None:
+            return None
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise StoreError(
+                self.location, "the stored version is not an integer", self._reset_fix()
+            ) from None
+
+    def load(self) -> TokenSet | None:
+        client = self._redis()
+        with self._translate():
+            raw = client.hget(self.key, "tokens")
+        if raw is None:
+            return None
+        try:
+            tokens, _shape = parse_token_document(json.loads(raw))
+        except (TokenFormatError, ValueError) as error:
+            reason = str(error) if isinstance(error, TokenFormatError) else "not valid JSON"
+            raise StoreError(
+                self.location, f"the stored tokens are unusable: {reason}", self._reset_fix()
+            ) from None
+        return tokens
+
+    def save(self, tokens: TokenSet, *, expected_version: Version) -> None:
+        if expected_version is None:
+            expected = ""
+        elif isinstance(expected_version, int) and not isinstance(expected_version, bool):
+            expected = str(expected_version)
+        else:
+            raise StoreConflict(self.location, "the expected version is not one of this store's")
+        previous = {
+            name: tokens.extra[name]
+            for name in _KEPT_EXTRAS
+            if isinstance(tokens.extra.get(name), str)
+        }
+        document = json.dumps(render_token_document(tokens, "ours", previous))
+        script = self._script()
+        with self._translate():
+            written = script(keys=[self.key], args=[expected, document])
+        if not written:
+            raise StoreConflict(self.location)
+
+    @contextlib.contextmanager
+    def lock(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
+        """Hold the refresh lease ``<key>:lock``; StoreError when another worker keeps it."""
+        client = self._redis()
+        lease = client.lock(
+            f"{self.key}:lock",
+            timeout=self.lease_seconds,
+            blocking_timeout=max(float(timeout), 0.0),
+            thread_local=False,
+        )
+        with self._translate():
+            acquired = lease.acquire()
+        if not acquired:
+            raise StoreError(
+                self.location,
+                f"another worker holds the refresh lease (waited {timeout:g} s)",
+                "it is released when that worker's refresh ends, "
+                f"or within {self.lease_seconds:g} s if that worker died",
+            )
+        renewer = _LeaseRenewer(lease, self.lease_seconds, self.location)
+        renewer.start()
+        try:
+            yield
+        finally:
+            renewer.stop()
+            self._release(lease)
+
+    def delete(self) -> None:
+        client = self._redis()
+        with self._translate():
+            client.delete(self.key)
+
+    # ----- Redis --------------------------------------------------------------------------
+
+    def _redis(self) -> redis.Redis:
+        """The client, built (and ``redis`` imported) on first use."""
+        if self._client is None:
+            with self._setup:
+                if self._client is None:
+                    module = self._import_redis()
+                    assert self._url is not None
+                    with self._translate():
+                        self._client = module.Redis.from_url(
+                            self._url, socket_connect_timeout=2, socket_timeout=5
+                        )
+        return self._client
+
+    def _script(self) -> Any:
+        if self._save_script is None:
+            self._save_script = self._redis().register_script(_SAVE_SCRIPT)
+        return self._save_script
+
+    def _import_redis(self) -> ModuleType:
+        try:
+            import redis
+        except ImportError:
+            raise StoreError(
+                self.location, "the redis library is not installed", _INSTALL_FIX
+            ) from None
+        return redis
+
+    @contextlib.contextmanager
+    def _translate(self) -> Iterator[None]:
+        """Turn redis-py's errors (whose text may name the server) into our own messages."""
+        exceptions = self._import_redis().exceptions
+        try:
+            yield
+        except (exceptions.ConnectionError, exceptions.TimeoutError, OSError) as error:
+            reason = _unreachable_reason(error)
+            raise StoreError(self.location, f"cannot reach Redis ({reason})", _REACH_FIX) from None
+        except exceptions.ResponseError as error:
+            raise StoreError(self.location, _refusal_reason(error, self.key), _REACH_FIX) from None
+        except exceptions.RedisError as error:
+            raise StoreError(
+                self.location, f"Redis failed ({type(error).__name__})", _REACH_FIX
+            ) from None
+        except ValueError:  # from_url on a malformed query argument
+            raise StoreError(
+                self.location, "the Redis URL has an invalid option", _REACH_FIX
+            ) from None
+
+    def _release(self, lease: Lock) -> None:
+        exceptions = self._import_redis().exceptions
+        try:
+            lease.release()
+        except exceptions.LockError:
+            log.warning(
+                "%s: the refresh lease ran out before it was released; "
+                "another worker may have taken it meanwhile",
+                self.location,
+            )
+        except (exceptions.RedisError, OSError) as error:
+            log.warning(
+                "%s: could not release the refresh lease (%s); it frees itself within %g s",
+                self.location,
+                _unreachable_reason(error),
+                self.lease_seconds,
+            )
+
+    def _reset_fix(self) -> str:
+        return f"log in again to overwrite it, or delete the Redis key {self.key}"
+
+
+class _LeaseRenewer:
+    """A daemon thread that pushes a held lease's expiry back every ``lease / 3`` seconds."""
+
+    def __init__(self, lease: Lock, lease_seconds: float, location: str) -> None:
+        self._lease = lease
+        self._interval = lease_seconds / 3
+        self._lease_seconds = lease_seconds
+        self._location = location
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="claude-oauth-auth-redis-lease", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(self._lease_seconds)
+
+    def _run(self) -> None:
+        import redis.exceptions
+
+        while not self._stopped.wait(self._interval):
+            try:
+                self._lease.reacquire()
+            except redis.exceptions.LockError:
+                if not self._stopped.is_set():
+                    log.warning(
+                        "%s: lost the refresh lease while holding it; "
+                        "another worker may refresh at the same time",
+                        self._location,
+                    )
+                return
+            except (redis.exceptions.RedisError, OSError) as error:
+                if not self._stopped.is_set():
+                    log.warning(
+                        "%s: could not renew the refresh lease (%s); trying again",
+                        self._location,
+                        _unreachable_reason(error),
+                    )
+
+
+# ----- secret-free descriptions ---------------------------------------------------------------
+
+
+def _address_of_url(url: str, key: str) -> str:
+    """``redis://host:port/db`` from a URL, leaving out user, password and query."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = parts.hostname or "localhost"
+    if scheme not in ("redis", "rediss"):
+        raise StoreError(
+            f"{scheme or '?'}://{host} key={key}",
+            "not a Redis URL",
+            "use redis://[:password@]host[:port][/db], or rediss:// for TLS",
+        )
+    try:
+        port = parts.port or 6379
+    except ValueError:
+        raise StoreError(
+            f"{scheme}://{host} key={key}", "the Redis URL has an invalid port"
+        ) from None
+    db_text = (parse_qs(parts.query).get("db") or [unquote(parts.path).replace("/", "") or "0"])[0]
+    try:
+        db = int(db_text)
+    except ValueError:
+        raise StoreError(
+            f"{scheme}://{_host_port(host, port)} key={key}",
+            "the Redis database in the URL must be a number",
+        ) from None
+    return f"{scheme}://{_host_port(host, port)}/{db}"
+
+
+def _address_of(client: Any) -> str:
+    """The same description for a ready client, from its connection pool's settings."""
+    pool = getattr(client, "connection_pool", None)
+    settings: dict[str, Any] = dict(getattr(pool, "connection_kwargs", None) or {})
+    connection_class = getattr(pool, "connection_class", None)
+    db = settings.get("db", 0)
+    if settings.get("path"):
+        return f"unix://{settings['path']}?db={db}"
+    scheme = "rediss" if "SSL" in getattr(connection_class, "__name__", "") else "redis"
+    host = str(settings.get("host", "localhost"))
+    return f"{scheme}://{_host_port(host, settings.get('port', 6379))}/{db}"
+
+
+def _host_port(host: str, port: object) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _unreachable_reason(error: BaseException) -> str:
+    """A short cause for a connection failure, never redis-py's text (it names the server)."""
+    name = type(error).__name__
+    text = str(error).lower()
+    if name in ("AuthenticationError", "AuthorizationError") or "auth" in text:
+        return "authentication failed"
+    if name == "BusyLoadingError":
+        return "Redis is still loading its data"
+    if "timeout" in name.lower() or "timed out" in text:
+        return "timed out"
+    if "refused" in text:
+        return "connection refused"
+    if any(
+        word in text for word in ("name or service", "nodename", "getaddrinfo", "name resolution")
+    ):
+        return "host not found"
+    if "ssl" in text or "certificate" in text:
+        return "TLS handshake failed"
+    if "closed" in text or "reset" in text:
+        return "connection closed by the server"
+    return "connection failed"
+
+
+def _refusal_reason(error: BaseException, key: str) -> str:
+    """What the server refused, from its error code only."""
+    words = str(error).split()
+    code = words[0] if words and words[0].isupper() else ""
+    reasons = {
+        "NOAUTH": "Redis needs a password: put it in the URL",
+        "WRONGPASS": "Redis refused the user name or password",
+        "NOPERM": "the Redis user may not run this command or use this key",
+        "WRONGTYPE": f"the Redis key {key} holds another kind of value",
+        "READONLY": "the Redis server is a read-only replica",
+        "OOM": "Redis is out of memory",
+    }
+    return reasons.get(code, f"Redis refused the command ({code or type(error).__name__})")

@@ -1,0 +1,369 @@
+"""RedisStore against a real redis-server: the store contract, the lease, secrets, outages."""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis_server as server_helper
+from redis_server import RedisServer, free_port
+from store_contract import (
+    SECRET_ACCESS,
+    SECRET_REFRESH,
+    check_lock_is_exclusive_across_processes,
+    check_round_trip_and_compare_and_set,
+    same_tokens,
+    token_set,
+)
+
+from claude_oauth_auth._errors import StoreConflict, StoreError
+from claude_oauth_auth._tokens import TokenSet
+from claude_oauth_auth.stores._redis import RedisStore
+
+PASSWORD = "hunter2-redis-" + "p" * 24
+LEASE = 1.5
+FORK = multiprocessing.get_context("fork")
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A fresh redis-server per test (it starts in about 20 ms)."""
+    with server_helper.redis_server() as server:
+        yield server
+
+
+@pytest.fixture
+def protected_server() -> Iterator[RedisServer]:
+    with server_helper.redis_server(password=PASSWORD) as server:
+        yield server
+
+
+def secret_free(*texts: str) -> bool:
+    return not any(
+        secret in text for text in texts for secret in (PASSWORD, SECRET_ACCESS, SECRET_REFRESH)
+    )
+
+
+# ----- the shared contract -------------------------------------------------------------------
+
+
+def test_round_trip_and_compare_and_set(redis_server: RedisServer) -> None:
+    check_round_trip_and_compare_and_set(lambda: RedisStore(redis_server.url))
+
+
+def test_lock_is_exclusive_across_processes(redis_server: RedisServer) -> None:
+    check_lock_is_exclusive_across_processes(lambda: RedisStore(redis_server.url))
+
+
+def test_client_instead_of_url(redis_server: RedisServer) -> None:
+    client = redis_server.client()
+    store = RedisStore(client=client, key="fleet:a")
+    assert store.location == f"redis://127.0.0.1:{redis_server.port}/0 key=fleet:a"
+    check_round_trip_and_compare_and_set(lambda: RedisStore(client=client, key="fleet:a"))
+
+
+# ----- compare-and-set -----------------------------------------------------------------------
+
+
+def test_a_stale_save_is_refused_and_the_newer_tokens_kept(redis_server: RedisServer) -> None:
+    first, second = RedisStore(redis_server.url), RedisStore(redis_server.url)
+    first.save(token_set(1), expected_version=None)
+    seen = second.version()
+    assert first.version() == seen
+    first.save(token_set(2), expected_version=seen)  # worker one rotated the tokens
+    with pytest.raises(StoreConflict) as caught:
+        second.save(token_set(3), expected_version=seen)  # worker two's view is stale
+    assert caught.value.location == second.location
+    assert same_tokens(second.load(), token_set(2))
+    with pytest.raises(StoreConflict):
+        second.save(token_set(3), expected_version=str(seen))  # not one of our versions
+
+
+def test_a_save_after_delete_never_reuses_a_version(redis_server: RedisServer) -> None:
+    store = RedisStore(redis_server.url)
+    store.save(token_set(1), expected_version=None)
+    old = store.version()
+    store.delete()
+    store.save(token_set(2), expected_version=None)
+    assert store.version() != old
+    with pytest.raises(StoreConflict):
+        store.save(token_set(3), expected_version=old)  # a writer that read before delete()
+    assert same_tokens(store.load(), token_set(2))
+
+
+def test_keys_are_separate_and_extras_survive(redis_server: RedisServer) -> None:
+    a, b = RedisStore(redis_server.url, key="a"), RedisStore(redis_server.url, key="b")
+    tokens = TokenSet(
+        "sk-ant-oat01-x" * 3, "sk-ant-ort01-y" * 3, 123.0, ("user:inference",),
+        {"client_id": "abc", "token_url": "https://example.test/token", "other": 1},
+    )  # fmt: skip
+    a.save(tokens, expected_version=None)
+    assert b.load() is None
+    loaded = a.load()
+    assert loaded is not None and loaded == tokens
+    assert loaded.extra == {"client_id": "abc", "token_url": "https://example.test/token"}
+    stored = json.loads(redis_server.client().hget("a", "tokens"))
+    assert set(stored) == {
+        "access_token", "refresh_token", "token_expiry", "scopes", "client_id", "token_url",
+    }  # fmt: skip
+
+
+def test_unusable_data_is_a_store_error(redis_server: RedisServer) -> None:
+    client = redis_server.client()
+    store = RedisStore(redis_server.url, key="bad")
+    client.hset("bad", mapping={"tokens": "{not json", "version": "7"})
+    with pytest.raises(StoreError, match="not valid JSON"):
+        store.load()
+    client.hset("bad", "tokens", json.dumps({"refresh_token": "x"}))
+    with pytest.raises(StoreError, match='missing "access_token"'):
+        store.load()
+    client.delete("bad")
+    client.set("bad", "a string")
+    with pytest.raises(StoreError, match="holds another kind of value"):
+        store.version()
+
+
+# ----- cost ----------------------------------------------------------------------------------
+
+
+def command_counts(observer: Any) -> dict[str, int]:
+    stats = observer.info("commandstats")
+    return {name.removeprefix("cmdstat_"): value["calls"] for name, value in stats.items()}
+
+
+def test_version_is_exactly_one_command(redis_server: RedisServer) -> None:
+    store = RedisStore(redis_server.url)
+    store.save(token_set(1), expected_version=None)
+    store.version()  # the connection is open: its handshake is not part of version()
+    observer = redis_server.client()
+    before = command_counts(observer)
+    for _ in range(5):
+        store.version()
+    after = command_counts(observer)
+    changed = {name: after[name] - before.get(name, 0) for name in after}
+    assert {name: n for name, n in changed.items() if n} == {"hget": 5, "info": 1}
+
+
+# ----- the lease -----------------------------------------------------------------------------
+
+
+def _hold_lock(url: str, ready: Any, done: Any, seconds: float) -> None:
+    store = RedisStore(url, lease_seconds=LEASE)
+    with store.lock(timeout=5):
+        ready.set()
+        time.sleep(seconds)
+        done.value = 1
+
+
+def test_a_killed_holder_frees_the_lease_when_it_runs_out(redis_server: RedisServer) -> None:
+    ready, done = FORK.Event(), FORK.Value("i", 0)
+    holder = FORK.Process(target=_hold_lock, args=(redis_server.url, ready, done, 600))
+    holder.start()
+    try:
+        assert ready.wait(10)
+        store = RedisStore(redis_server.url, lease_seconds=LEASE)
+        time.sleep(LEASE * 1.2)  # past one lease: the live holder renewed it
+        with pytest.raises(StoreError) as caught, store.lock(timeout=0.3):
+            pass
+        assert "another worker holds the refresh lease" in str(caught.value)
+        assert store.location in str(caught.value)
+        os.kill(holder.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        holder.join(5)
+        killed = time.monotonic()
+        assert redis_server.client().pttl("claude-oauth-auth:default:lock") > 0
+        with store.lock(timeout=LEASE * 3):
+            waited = time.monotonic() - killed
+        assert waited <= LEASE + 0.3, waited
+        assert done.value == 0
+    finally:
+        if holder.is_alive():
+            holder.kill()
+            holder.join()
+
+
+def test_a_live_holder_keeps_the_lease_past_its_length(redis_server: RedisServer) -> None:
+    ready, done = FORK.Event(), FORK.Value("i", 0)
+    holder = FORK.Process(target=_hold_lock, args=(redis_server.url, ready, done, 3 * LEASE))
+    holder.start()
+    try:
+        assert ready.wait(10)
+        started = time.monotonic()
+        store = RedisStore(redis_server.url, lease_seconds=LEASE)
+        with store.lock(timeout=10):
+            waited = time.monotonic() - started
+            assert done.value == 1  # the holder finished its whole hold first
+        assert waited >= 3 * LEASE - 0.2, waited
+        holder.join(5)
+        assert holder.exitcode == 0
+    finally:
+        if holder.is_alive():
+            holder.kill()
+            holder.join()
+
+
+def test_the_lease_is_released_on_exit_and_on_error(redis_server: RedisServer) -> None:
+    store, other = RedisStore(redis_server.url), RedisStore(redis_server.url)
+    with store.lock(timeout=1):
+        assert 0 < redis_server.client().pttl("claude-oauth-auth:default:lock") <= 90_000
+    with other.lock(timeout=0):
+        pass
+    with pytest.raises(RuntimeError), store.lock(timeout=1):
+        raise RuntimeError("boom")
+    with other.lock(timeout=0):
+        pass
+
+
+def test_a_lost_lease_is_logged_not_hidden(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RedisStore(redis_server.url, lease_seconds=0.3)
+    with store.lock(timeout=1):
+        redis_server.client().delete("claude-oauth-auth:default:lock")  # as if it ran out
+        time.sleep(0.3)  # the renewer notices at its next turn
+    assert "lost the refresh lease" in caplog.text
+    assert "ran out before it was released" in caplog.text
+    assert store.location in caplog.text
+
+
+# ----- secrets and outages -------------------------------------------------------------------
+
+
+def test_the_password_never_shows(
+    protected_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    port = protected_server.port
+    for url in (protected_server.url, f"redis://default:{PASSWORD}@127.0.0.1:{port}/0"):
+        store = RedisStore(url)
+        assert store.location == f"redis://127.0.0.1:{port}/0 key=claude-oauth-auth:default"
+        store.save(token_set(1), expected_version=store.version())
+        assert same_tokens(store.load(), token_set(1))
+        assert secret_free(store.location, repr(store), str(vars(store).get("_address")))
+    wrong = RedisStore(f"redis://:not-the-{PASSWORD}@127.0.0.1:{port}/0")
+    with pytest.raises(StoreError) as caught:
+        wrong.load()
+    assert "authentication failed" in str(caught.value)
+    assert secret_free(str(caught.value), repr(caught.value))
+
+    protected_server.stop()
+    errors = []
+    for action in (
+        store.load,
+        store.version,
+        store.delete,
+        lambda: store.save(token_set(2), expected_version=None),
+        lambda: store.lock(timeout=1).__enter__(),
+    ):
+        with pytest.raises(StoreError) as caught:
+            action()
+        errors.append(caught.value)
+    for error in errors:
+        assert str(error).startswith(store.location)
+        assert "cannot reach Redis (connection refused)" in str(error)
+        assert error.fix and "CLAUDE_TOKEN_STORE" in error.fix
+        assert error.__cause__ is None and error.__suppress_context__
+        assert secret_free(str(error), repr(error), error.location, error.reason, error.fix)
+    assert secret_free(caplog.text)
+
+
+def test_unreachable_redis_is_a_quick_store_error() -> None:
+    port = free_port()  # nothing listens there
+    store = RedisStore(f"redis://:{PASSWORD}@127.0.0.1:{port}/3", key="k")
+    assert store.location == f"redis://127.0.0.1:{port}/3 key=k"
+    started = time.monotonic()
+    for action in (store.load, store.version, lambda: store.lock(timeout=5).__enter__()):
+        with pytest.raises(StoreError) as caught:
+            action()
+        assert caught.value.location == store.location
+        assert caught.value.reason == "cannot reach Redis (connection refused)"
+        assert secret_free(str(caught.value))
+    assert time.monotonic() - started < 2
+
+
+def test_redis_stopped_then_back(redis_server: RedisServer) -> None:
+    store = RedisStore(redis_server.url)
+    store.save(token_set(1), expected_version=None)
+    redis_server.stop()
+    with pytest.raises(StoreError, match="cannot reach Redis"):
+        store.version()
+    redis_server.start()  # same port, empty (no persistence)
+    assert store.version() is None
+    with store.lock(timeout=1):
+        store.save(token_set(2), expected_version=None)
+    assert same_tokens(store.load(), token_set(2))
+
+
+# ----- construction --------------------------------------------------------------------------
+
+
+def test_locations() -> None:
+    assert RedisStore("rediss://u:p@Cache.Example:6380/2").location == (
+        "rediss://cache.example:6380/2 key=claude-oauth-auth:default"
+    )
+    assert RedisStore("redis://h?db=4&password=p").location == "redis://h:6379/4 key=" + (
+        "claude-oauth-auth:default"
+    )
+    assert RedisStore("redis://[::1]:7000", key="x").location == "redis://[::1]:7000/0 key=x"
+    with pytest.raises(StoreError, match="not a Redis URL") as caught:
+        RedisStore("http://u:secret-pw@h/0")
+    assert "secret-pw" not in str(caught.value)
+    with pytest.raises(StoreError, match="invalid port"):
+        RedisStore("redis://h:port/0")
+    with pytest.raises(TypeError):
+        RedisStore()
+    with pytest.raises(TypeError):
+        RedisStore("redis://h", client=object())  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        RedisStore("redis://h", lease_seconds=0)
+    store = RedisStore("redis://h")
+    assert store.writable and store.poll_interval is None
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_redis_is_imported_only_on_first_use(redis_server: RedisServer) -> None:
+    result = run_python(f"""
+        import sys
+        import claude_oauth_auth.stores
+        from claude_oauth_auth.stores._redis import RedisStore
+        store = RedisStore({redis_server.url!r})
+        print(store.location, repr(store))
+        assert "redis" not in sys.modules, "imported before first use"
+        assert store.version() is None
+        assert "redis" in sys.modules
+        print("ok")
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith("ok\n")
+
+
+def test_without_the_redis_library() -> None:
+    result = run_python("""
+        import sys
+        sys.modules["redis"] = None  # as if it were not installed
+        from claude_oauth_auth.stores._redis import RedisStore
+        store = RedisStore("redis://:pw-secret@127.0.0.1:1/0")
+        try:
+            store.load()
+        except Exception as error:
+            print(type(error).__name__, "|", error)
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "StoreError | redis://127.0.0.1:1/0 key=claude-oauth-auth:default: the redis library "
+        "is not installed (pip install 'claude-oauth-auth[redis]')\n"
+    )
