@@ -30,6 +30,7 @@ __all__ = ["StaticOAuthToken", "UnifiedAuthManager"]
 
 log = logging.getLogger("claude_oauth_auth")
 
+
 class StaticOAuthToken:
     """A long-lived OAuth token with no refresh token (``CLAUDE_CODE_OAUTH_TOKEN``)."""
 

@@ -31,6 +31,7 @@ from .stores._base import TokenStore
 
 __all__ = ["AsyncClaudeClient", "ClaudeClient"]
 
+
 def _resolve(
     auth_manager: UnifiedAuthManager | None, arguments: dict[str, Any]
 ) -> tuple[UnifiedAuthManager, dict[str, Any]]:

@@ -287,9 +287,9 @@ class OAuthTokenManager:
             self._raise_refused(self._failure[0], self._failure[2])
         if not force and rejected is None and self._fresh(now):
             return self._current()
-        if not force and rejected is None and now < self._retry_not_before:
-            if self.is_token_valid():
-                return self._current()
+        waiting = not force and rejected is None and now < self._retry_not_before
+        if waiting and self.is_token_valid():
+            return self._current()
         try:
             return self._refresh_under_store_lock(force=force, rejected=rejected, adopt=True)
         except TokenRefreshError as error:
@@ -309,9 +309,7 @@ class OAuthTokenManager:
 
     def _fresh(self, now: float) -> bool:
         expiry = self.token_expiry
-        return bool(self.access_token) and (
-            expiry is None or expiry - now > self.refresh_threshold
-        )
+        return bool(self.access_token) and (expiry is None or expiry - now > self.refresh_threshold)
 
     def _current(self) -> str:
         token = self.access_token
