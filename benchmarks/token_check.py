@@ -1,12 +1,14 @@
 """Token check: what our provider costs per request when the token is fresh.
 
 ``manager(force_refresh=False)`` is what the SDK calls before every request (we return
-``expires_at=0``): a ``stat`` of the token file to see rotations by other programs, an expiry
-check and an ``AccessToken``. Measured in batches (the timer's own cost is negligible per
-batch); reported as the median over batches of the per-call time, in microseconds.
+``expires_at=0``). A fresh token is served from memory: one clock read and a comparison,
+returning a cached ``AccessToken``; the store is looked at only when its poll interval has
+passed (once a second for a file), so the median is the memory path. Measured in batches (the
+timer's own cost is negligible per batch); reported as the median over batches of the per-call
+time, in microseconds, beside the SDK's own ``StaticToken`` and as a ratio to it.
 
-For scale: the same for ``peek_valid_token()`` (what ``ClaudeClient``'s auth flow calls),
-the SDK's ``StaticToken`` provider and a bare ``os.stat``.
+For scale: ``peek_valid_token()`` (what ``ClaudeClient``'s auth flow calls) and a bare
+``os.stat`` (what each request cost before the storage seam).
 
 Usage: python benchmarks/token_check.py [--batches 300] [--batch-size 1000]
 """
@@ -77,7 +79,12 @@ def main() -> None:
             "batch_size": options.batch_size,
             "results": results,
             "provider_call_median_us": results["manager(force_refresh=False)"]["median"],
-            "target_us": 20.0,
+            "ratio_to_static_token": round(
+                results["manager(force_refresh=False)"]["median"]
+                / results["sdk StaticToken()"]["median"],
+                2,
+            ),
+            "target_us": 2.0,
             "machine": _harness.machine(),
         }
     )

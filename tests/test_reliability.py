@@ -34,7 +34,7 @@ from claude_oauth_auth import (
     TokenRefreshError,
 )
 from claude_oauth_auth import _grant as refresh_module
-from claude_oauth_auth import _manager as oauth_module
+from claude_oauth_auth import _sync as oauth_module
 from claude_oauth_auth._tokens import parse_token_document
 from claude_oauth_auth.stores._files import file_lock
 
@@ -253,7 +253,7 @@ DISK_CHILD = textwrap.dedent(
     logger.addHandler(Keep())
     logger.setLevel(logging.INFO)
     from claude_oauth_auth import OAuthTokenManager
-    from claude_oauth_auth import _manager as _oauth
+    from claude_oauth_auth import _sync as _oauth
 
     def report(**fields):
         print(json.dumps(fields), flush=True)

@@ -1,0 +1,208 @@
+"""The manager's side of its store: what it holds, reloading, saving before use."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import _config
+from ._errors import StoreConflict, StoreError, TokenFileError
+from ._tokens import TokenSet
+from .stores._base import DEFAULT_LOCK_TIMEOUT, TokenStore, Version
+
+if TYPE_CHECKING:
+    from anthropic.lib.credentials import AccessToken
+
+__all__ = ["NOTHING_SERVED", "Served", "StoreSync", "default_token_file", "make_access_token"]
+
+log = logging.getLogger("claude_oauth_auth")
+
+SAVE_RETRY_INTERVAL_SECONDS = 1.0
+
+_access_token_class: Any = None
+
+
+def make_access_token(token: str) -> AccessToken:
+    """An SDK ``AccessToken`` with ``expires_at=0``: the SDK asks us again before each request."""
+    global _access_token_class
+    if _access_token_class is None:
+        from anthropic.lib.credentials import AccessToken as imported
+
+        _access_token_class = imported
+    token_object: AccessToken = _access_token_class(token, expires_at=0)
+    return token_object
+
+
+def default_token_file() -> Path:
+    """The first existing of CLAUDE_AUTH_FILE, our auth.json, Claude Code's file; else our path."""
+    named = _config.env_value(_config.ENV.AUTH_FILE)
+    ours = _config.expand_path(named) if named else _config.default_auth_file()
+    for candidate in (ours, _config.claude_code_file()):
+        if candidate.is_file():
+            return candidate
+    return ours
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What the fast path hands out, and until when (``clock()`` seconds) it may."""
+
+    until: float
+    text: str
+    token: Any  # the cached SDK AccessToken, built on first use
+
+
+NOTHING_SERVED = Served(-math.inf, "", None)
+
+
+class StoreSync:
+    """Keeps the current tokens in step with the store (the manager adds the policy)."""
+
+    access_token: str | None
+    refresh_token: str | None
+    token_expiry: float | None
+    store: TokenStore | None
+    client_id: str
+    token_url: str
+    refresh_threshold: float
+    _explicit_client_id: str | None
+    _explicit_token_url: str | None
+    _clock: Callable[[], float]
+    _tokens: TokenSet | None
+    _served: Served
+    _version: Version
+    _next_poll: float
+    _last_refresh_at: float
+    _failure: tuple[str, str | None, int | None] | None
+    _unsaved: TokenSet | None
+    _last_save_attempt: float
+
+    def _fresh(self, now: float) -> bool:
+        expiry = self.token_expiry
+        return bool(self.access_token) and (expiry is None or expiry - now > self.refresh_threshold)
+
+    def _adopt(self, tokens: TokenSet | None) -> None:
+        """Make ``tokens`` current and recompute until when the fast path may serve them."""
+        self._tokens = tokens
+        self._served = NOTHING_SERVED
+        if tokens is None:
+            self.access_token = self.refresh_token = self.token_expiry = None
+            return
+        self.access_token = tokens.access_token or None
+        self.refresh_token = tokens.refresh_token
+        self.token_expiry = tokens.expires_at
+        if not self._explicit_client_id and isinstance(tokens.extra.get("client_id"), str):
+            self.client_id = tokens.extra["client_id"]
+        if not self._explicit_token_url and isinstance(tokens.extra.get("token_url"), str):
+            self.token_url = _config.validate_token_url(tokens.extra["token_url"])
+        self._schedule_fast_path(self._clock())
+
+    def _schedule_fast_path(self, now: float) -> None:
+        poll = getattr(self.store, "poll_interval", 1.0) if self.store is not None else None
+        self._next_poll = now + poll if poll is not None else math.inf
+        if not self.access_token or self._failure is not None or self._unsaved is not None:
+            self._served = NOTHING_SERVED
+            return
+        expiry = self.token_expiry
+        fresh_until = math.inf if expiry is None else expiry - self.refresh_threshold
+        self._served = Served(min(fresh_until, self._next_poll), self.access_token, None)
+
+    def _reload(self) -> None:
+        """Read the store; a missing login is a TokenFileError naming where it was looked for."""
+        assert self.store is not None
+        version = self.store.version()
+        tokens = self.store.load()
+        if tokens is None:
+            raise TokenFileError(
+                self.store.location,
+                "does not exist" if version is None else "holds no OAuth login",
+                "log in with Claude Code, or run `claude-oauth-auth save`",
+            )
+        self._version = version
+        self._adopt(tokens)
+        if self._failure is not None and self.refresh_token != self._failure[1]:
+            log.info("New OAuth tokens found in storage; OAuth is usable again")
+            self._failure = None
+            self._schedule_fast_path(self._clock())
+
+    def _reload_if_changed(self, now: float) -> None:
+        if self.store is None:
+            return
+        if self.store.version() != self._version:
+            self._reload_quietly()
+        else:
+            self._schedule_fast_path(now)
+
+    def _reload_quietly(self) -> None:
+        """Re-read the store, keeping what is in memory if it is unreadable right now."""
+        if self.store is None or self._unsaved is not None:
+            return
+        try:
+            self._reload()
+        except (StoreError, OSError, ValueError) as error:
+            self._version = self.store.version()
+            self._schedule_fast_path(self._clock())
+            log.warning("Could not re-read OAuth tokens (%s); keeping the ones in memory", error)
+
+    def _persist(self, fresh: TokenSet, *, spent: str) -> None:
+        """Save ``fresh`` (compare-and-set) before it is used; never drop it."""
+        self._last_refresh_at = self._last_save_attempt = self._clock()
+        store = self.store
+        if store is not None:
+            try:
+                try:
+                    store.save(fresh, expected_version=self._version)
+                except StoreConflict:
+                    if self._newer_login_in_store(spent, fresh):
+                        return
+                    store.save(fresh, expected_version=store.version())
+            except Exception as error:
+                log.error(
+                    "Could not save the rotated OAuth tokens to %s (%s). They are kept in "
+                    "memory and the save is retried; free disk space or fix permissions there, "
+                    "or this login is lost when the process exits.",
+                    store.location,
+                    getattr(error, "strerror", None) or error,
+                )
+                self._unsaved = fresh
+            else:
+                self._version = store.version()
+        self._adopt(fresh)
+
+    def _newer_login_in_store(self, spent: str, fresh: TokenSet) -> bool:
+        """Someone wrote while we refreshed: adopt theirs only if it is a newer login."""
+        assert self.store is not None
+        try:
+            theirs = self.store.load()
+        except (StoreError, OSError):
+            return False
+        if theirs is None or theirs.refresh_token in (spent, fresh.refresh_token, None):
+            return False  # a stale write-back, or our own: keep ours and write it again
+        if (theirs.expires_at or math.inf) < (fresh.expires_at or math.inf):
+            return False
+        log.warning("A newer login was saved to %s meanwhile; using it", self.store.location)
+        self._version = self.store.version()
+        self._adopt(theirs)
+        return True
+
+    def _retry_save(self, now: float) -> None:
+        pending, store = self._unsaved, self.store
+        if pending is None or store is None:
+            return
+        if now - self._last_save_attempt < SAVE_RETRY_INTERVAL_SECONDS:
+            return
+        self._last_save_attempt = now
+        try:
+            with store.lock(DEFAULT_LOCK_TIMEOUT):
+                store.save(pending, expected_version=store.version())
+        except Exception as error:
+            log.debug("Saving the rotated OAuth tokens failed again: %s", error)
+            return
+        log.info("Saved the rotated OAuth tokens to %s after an earlier failure", store.location)
+        self._unsaved = None
+        self._version = store.version()
+        self._schedule_fast_path(now)
