@@ -12,6 +12,7 @@ from typing import Any
 # benchmarks clear them all.
 ISOLATED_VARIABLES = (
     "CLAUDE_AUTH_FILE",
+    "CLAUDE_TOKEN_STORE",
     "CLAUDE_CONFIG_DIR",
     "CLAUDE_CODE_OAUTH_TOKEN",
     "ANTHROPIC_AUTH_TOKEN",

@@ -106,6 +106,53 @@ STORE_HELP = (
 )
 
 
+_JSON = "--json"
+_STORE: dict[str, Any] = {"metavar": "URL", "help": STORE_HELP}
+
+# Each command: name, one-line help, description, epilog, then its options as
+# (flags, help) for an on/off switch or (flags, keyword arguments) for anything else.
+_COMMAND_SPECS: tuple[tuple[str, str, str, str, tuple[tuple[tuple[str, ...], Any], ...]], ...] = (
+    (
+        "status",
+        "show which credential sources exist and which one is used",
+        "Show every credential source, its state, and the one a client would use.",
+        STATUS_EPILOG,
+        (((_JSON,), "print the status as JSON"),),
+    ),
+    (
+        "token",
+        "print a valid access token (for shell scripts)",
+        "Print the token a client would use, refreshing it first if needed.",
+        TOKEN_EPILOG,
+        (
+            ((_JSON,), "add expiry, method and source"),
+            (("--show",), "allow printing to a terminal"),
+        ),
+    ),
+    (
+        "refresh",
+        "refresh the OAuth token now and print its new expiry",
+        "Force a refresh of the OAuth credential in use.",
+        REFRESH_EPILOG,
+        (((_JSON,), "print the result as JSON"),),
+    ),
+    (
+        "save",
+        "write OAuth tokens from JSON on standard input to our token file or a store",
+        "Store OAuth tokens without putting them in your shell history.",
+        SAVE_EPILOG,
+        ((("--store",), _STORE),),
+    ),
+    (
+        "logout",
+        "delete claude-oauth-auth's token file (not Claude Code's)",
+        "Delete claude-oauth-auth's own token file.",
+        LOGOUT_EPILOG,
+        ((("-y", "--yes"), "do not ask for confirmation"), (("--store",), _STORE)),
+    ),
+)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="claude-oauth-auth",
@@ -115,53 +162,19 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    def command(name: str, help_text: str, description: str, epilog: str) -> Any:
-        return commands.add_parser(
+    for name, help_text, description, epilog, options in _COMMAND_SPECS:
+        command = commands.add_parser(
             name,
             help=help_text,
             description=description,
             epilog=epilog,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-
-    status = command(
-        "status",
-        "show which credential sources exist and which one is used",
-        "Show every credential source, its state, and the one a client would use.",
-        STATUS_EPILOG,
-    )
-    status.add_argument("--json", action="store_true", help="print the status as JSON")
-    token = command(
-        "token",
-        "print a valid access token (for shell scripts)",
-        "Print the token a client would use, refreshing it first if needed.",
-        TOKEN_EPILOG,
-    )
-    token.add_argument("--json", action="store_true", help="add expiry, method and source")
-    token.add_argument("--show", action="store_true", help="allow printing to a terminal")
-    refresh = command(
-        "refresh",
-        "refresh the OAuth token now and print its new expiry",
-        "Force a refresh of the OAuth credential in use.",
-        REFRESH_EPILOG,
-    )
-    refresh.add_argument("--json", action="store_true", help="print the result as JSON")
-    save = command(
-        "save",
-        "write OAuth tokens from JSON on standard input to our token file or a store",
-        "Store OAuth tokens without putting them in your shell history.",
-        SAVE_EPILOG,
-    )
-    save.add_argument("--store", metavar="URL", help=STORE_HELP)
-    logout = command(
-        "logout",
-        "delete claude-oauth-auth's token file (not Claude Code's)",
-        "Delete claude-oauth-auth's own token file.",
-        LOGOUT_EPILOG,
-    )
-    logout.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    logout.add_argument("--store", metavar="URL", help=STORE_HELP)
+        for flags, settings in options:
+            if isinstance(settings, str):
+                command.add_argument(*flags, action="store_true", help=settings)
+            else:
+                command.add_argument(*flags, **settings)
     return parser
 
 

@@ -70,6 +70,9 @@ class RedisStore:
     """Never poll a fresh token's store: every writer takes the lock, so nothing changes
     under a worker whose token is still fresh, and a request then costs no Redis command."""
 
+    writable: bool = True
+    """A save can always be tried: Redis failures surface as StoreError when it runs."""
+
     def __init__(
         self,
         url: str | None = None,
@@ -99,16 +102,10 @@ class RedisStore:
     def location(self) -> str:
         return f"{self._address} key={self.key}"
 
-    @property
-    def writable(self) -> bool:
-        return True
-
     # ----- the protocol -------------------------------------------------------------------
 
     def version(self) -> Version:
-        client = self._redis()
-        with self._translate():
-            raw = client.hget(self.key, "version")
+        raw = self._field("version")
         if raw is None:
             return None
         try:
@@ -119,9 +116,7 @@ class RedisStore:
             ) from None
 
     def load(self) -> TokenSet | None:
-        client = self._redis()
-        with self._translate():
-            raw = client.hget(self.key, "tokens")
+        raw = self._field("tokens")
         if raw is None:
             return None
         try:
@@ -198,6 +193,12 @@ class RedisStore:
                             self._url, socket_connect_timeout=2, socket_timeout=5
                         )
         return self._client
+
+    def _field(self, name: str) -> Any:
+        """One field of the token hash (``None`` when absent), read with errors translated."""
+        client = self._redis()
+        with self._translate():
+            return client.hget(self.key, name)
 
     def _script(self) -> Any:
         if self._save_script is None:
