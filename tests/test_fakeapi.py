@@ -27,6 +27,7 @@ FAST_429 = Fault(
     headers={"retry-after-ms": "5"},
 )
 
+
 @pytest.fixture
 def fake() -> Iterator[FakeAnthropic]:
     with FakeAnthropic() as server:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import cast
 
 import anthropic
 import pytest
@@ -41,80 +42,68 @@ from claude_oauth_auth.stores import StoreConflict, StoreError, TokenSet, TokenS
 
 
 class SQLiteStore:
-    """Tokens in one row of one SQLite table; the lock is a write transaction on its own
-    connection (``BEGIN IMMEDIATE``), and a save made while it is held commits with it."""
+    """One row of one SQLite table; the lock is a write transaction (``BEGIN IMMEDIATE``)."""
 
     poll_interval: float | None = 1.0
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._held = threading.local()  # .db: this thread's lock connection, while held
+        self.path, self._local = Path(path), threading.local()  # a connection per thread
         self.path.touch(mode=0o600, exist_ok=True)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v INTEGER, data)")
+        self._db().execute("PRAGMA journal_mode=WAL")
+        self._db().execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v INTEGER, data)")
 
     location = property(lambda self: f"sqlite://{self.path}")
     writable = property(lambda self: os.access(self.path.parent, os.W_OK))
 
-    @contextlib.contextmanager
-    def _connect(self, timeout: float = 60.0) -> Iterator[sqlite3.Connection]:
-        held = getattr(self._held, "db", None)
-        db = held or sqlite3.connect(self.path, timeout, isolation_level=None)
-        try:
-            yield db
-        finally:
-            if held is None:
-                db.close()
+    def _db(self) -> sqlite3.Connection:
+        if not hasattr(self._local, "db"):
+            self._local.db = sqlite3.connect(self.path, 60, isolation_level=None)
+        return cast(sqlite3.Connection, self._local.db)
+
+    def _row(self) -> tuple[int | None, str | None]:
+        return self._db().execute("SELECT v, data FROM t").fetchone() or (None, None)
 
     def version(self) -> int | None:
-        with self._connect() as db:
-            row = db.execute("SELECT v, data FROM t").fetchone()
-        return row[0] if row and row[1] is not None else None
+        version, data = self._row()
+        return version if data is not None else None
 
     def load(self) -> TokenSet | None:
-        with self._connect() as db:
-            row = db.execute("SELECT data FROM t").fetchone()
-        found = json.loads(row[0]) if row and row[0] is not None else None
+        data = self._row()[1]
+        found = json.loads(data) if data is not None else None
         return TokenSet(**{**found, "scopes": tuple(found["scopes"])}) if found else None
 
     def save(self, tokens: TokenSet, *, expected_version: object) -> None:
         self._write(json.dumps(dataclasses.asdict(tokens)), expected_version)
 
     def delete(self) -> None:
-        self._write(None, None, check=False)  # the row stays: versions are never reused
+        self._write(None, None, check=False)  # the row stays: a version is never reused
 
     def _write(self, data: str | None, expected: object, check: bool = True) -> None:
-        owned = getattr(self._held, "db", None) is None
-        with self.lock() if owned else contextlib.nullcontext(), self._connect() as db:
+        with contextlib.nullcontext() if self._db().in_transaction else self.lock():
             if check and self.version() != expected:
                 raise StoreConflict(self.location)
-            db.execute(
-                "INSERT INTO t VALUES (1, 1, ?) ON CONFLICT(id) DO UPDATE SET v = v + 1, "
-                "data = excluded.data",
+            self._db().execute(
+                "INSERT INTO t VALUES (1, 1, ?) "
+                "ON CONFLICT(id) DO UPDATE SET v = v + 1, data = excluded.data",
                 (data,),
             )
 
     @contextlib.contextmanager
     def lock(self, timeout: float = 60.0) -> Iterator[None]:
-        db = sqlite3.connect(self.path, timeout, isolation_level=None, check_same_thread=False)
+        db = self._db()
+        db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         try:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
-            db.close()
             raise StoreError(self.location, f"locked for over {timeout:g} s ({error})") from None
-        self._held.db = db
         try:
             yield
-        finally:  # commit even on an error: a save made under the lock must not be lost
-            del self._held.db
+        finally:  # commit even after an error: a save made under the lock must not be lost
             db.execute("COMMIT")
-            db.close()
 
 
 MODEL = "claude-test-1"
 MESSAGES = [{"role": "user", "content": "hi"}]
-TESTS = Path(__file__).parent
 
 
 def stored_row(db: Path) -> tuple[int, dict[str, object]]:
@@ -216,32 +205,41 @@ def test_64_threads_one_refresh(server: FakeAnthropic, expired_db: Path) -> None
     assert stored_row(expired_db)[1]["access_token"] == manager.access_token
 
 
-CHILD = textwrap.dedent(
+def child_code(script: str) -> str:
+    """A child program: the store class (its source, not this slow-to-import module) and ``script``.
+
+    The children import neither pytest nor the SDK, so 8 of them start in a fraction of a second.
     """
-    import os, sys, time, anthropic
-    sys.path.insert(0, sys.argv[1])
-    from test_stores_sqlite import SQLiteStore
-    from claude_oauth_auth import OAuthTokenManager
-    db, token_url, base_url, go_file = sys.argv[2:6]
+    prelude = textwrap.dedent(
+        """
+        import contextlib, dataclasses, json, os, sqlite3, sys, threading, time
+        from collections.abc import Iterator
+        from pathlib import Path
+        from typing import cast
+        from claude_oauth_auth import OAuthTokenManager
+        from claude_oauth_auth.stores import StoreConflict, StoreError, TokenSet
+        """
+    )
+    return "\n".join((prelude, inspect.getsource(SQLiteStore), textwrap.dedent(script)))
+
+
+CHILD = child_code(
+    """
+    db, token_url, go_file = sys.argv[1:4]
     manager = OAuthTokenManager(store=SQLiteStore(db), token_url=token_url)
-    client = anthropic.Anthropic(credentials=manager, base_url=base_url, max_retries=0)
     print("ready", flush=True)
     while not os.path.exists(go_file):
         time.sleep(0.001)
-    message = client.messages.create(
-        model="claude-test-1", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
-    )
-    print(message.id, flush=True)
+    print(manager.token(), flush=True)  # what the SDK asks for before a request
     """
 )
 
 
 def test_8_processes_one_refresh(server: FakeAnthropic, expired_db: Path) -> None:
     go_file = expired_db.parent / "go"
-    command = [sys.executable, "-c", CHILD, str(TESTS), str(expired_db)]
     children = [
         subprocess.Popen(
-            [*command, server.token_url, server.base_url, str(go_file)],
+            [sys.executable, "-c", CHILD, str(expired_db), server.token_url, str(go_file)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -252,28 +250,24 @@ def test_8_processes_one_refresh(server: FakeAnthropic, expired_db: Path) -> Non
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "ready"
     go_file.touch()
-    failures = []
-    for child in children:
-        _, stderr = child.communicate(timeout=60)
-        if child.returncode != 0:
-            failures.append(stderr[-500:])
-    assert failures == []
+    outcomes = [child.communicate(timeout=60) for child in children]
+    exits = [
+        (child.returncode, err[-500:]) for child, (_, err) in zip(children, outcomes, strict=True)
+    ]
+    assert exits == [(0, "")] * 8
     assert (server.token_posts, server.invalid_grants) == (1, 0)
     version, row = stored_row(expired_db)
     assert version == 2 and float(row["expires_at"]) > time.time() + 3000  # type: ignore[arg-type]
+    assert {out.strip() for out, _ in outcomes} == {row["access_token"]}  # all use the one
     # The refresh token in the row is the live one: the endpoint still accepts it.
     server.refresh_latency = 0.0
     OAuthTokenManager(store=SQLiteStore(expired_db), token_url=server.token_url).refresh()
     assert (server.token_posts, server.invalid_grants) == (2, 0)
 
 
-ROTATE = textwrap.dedent(
+ROTATE = child_code(
     """
-    import sys
-    sys.path.insert(0, sys.argv[1])
-    from test_stores_sqlite import SQLiteStore
-    from claude_oauth_auth import OAuthTokenManager
-    OAuthTokenManager(store=SQLiteStore(sys.argv[2]), token_url=sys.argv[3]).refresh()
+    OAuthTokenManager(store=SQLiteStore(sys.argv[1]), token_url=sys.argv[2]).refresh()
     """
 )
 
@@ -281,14 +275,13 @@ ROTATE = textwrap.dedent(
 def rotate_in_another_process(server: FakeAnthropic, db: Path) -> str:
     """Another process refreshes through its own manager; returns the new access token."""
     done = subprocess.run(
-        [sys.executable, "-c", ROTATE, str(TESTS), str(db), server.token_url],
+        [sys.executable, "-c", ROTATE, str(db), server.token_url],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    assert done.returncode == 0, done.stderr[-500:]
-    assert (done.stdout, done.stderr) == ("", "")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
     access = stored_row(db)[1]["access_token"]
     assert isinstance(access, str)
     return access

@@ -4,15 +4,13 @@ Importing this package is cheap: nothing here imports ``anthropic`` until a clie
 or an SDK-derived error class is first used.
 """
 
-from __future__ import annotations
+import typing as _typing
 
-from typing import TYPE_CHECKING
-
-from ._lazy import lazy_attributes
+from . import _lazy
 
 __version__ = "0.1.0"
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from ._cascade import UnifiedAuthManager
     from ._client import AsyncClaudeClient, ClaudeClient
     from ._errors import (
@@ -63,4 +61,4 @@ _LAZY = {
 }
 
 
-__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)
+__getattr__, __dir__ = _lazy.lazy_attributes(__name__, _LAZY, __all__)

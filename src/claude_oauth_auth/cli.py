@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import NamedTuple
 
 from . import __version__
 from ._commands import (
@@ -106,49 +106,55 @@ STORE_HELP = (
 )
 
 
-_JSON = "--json"
-_STORE: dict[str, Any] = {"metavar": "URL", "help": STORE_HELP}
+class _Command(NamedTuple):
+    name: str
+    help: str
+    description: str
+    epilog: str
+    switches: tuple[tuple[tuple[str, ...], str], ...]  # on/off options: (flags, help)
+    store: bool = False  # whether it takes --store URL (after the switches)
 
-# Each command: name, one-line help, description, epilog, then its options as
-# (flags, help) for an on/off switch or (flags, keyword arguments) for anything else.
-_COMMAND_SPECS: tuple[tuple[str, str, str, str, tuple[tuple[tuple[str, ...], Any], ...]], ...] = (
-    (
+
+_COMMANDS = (
+    _Command(
         "status",
         "show which credential sources exist and which one is used",
         "Show every credential source, its state, and the one a client would use.",
         STATUS_EPILOG,
-        (((_JSON,), "print the status as JSON"),),
+        ((("--json",), "print the status as JSON"),),
     ),
-    (
+    _Command(
         "token",
         "print a valid access token (for shell scripts)",
         "Print the token a client would use, refreshing it first if needed.",
         TOKEN_EPILOG,
         (
-            ((_JSON,), "add expiry, method and source"),
+            (("--json",), "add expiry, method and source"),
             (("--show",), "allow printing to a terminal"),
         ),
     ),
-    (
+    _Command(
         "refresh",
         "refresh the OAuth token now and print its new expiry",
         "Force a refresh of the OAuth credential in use.",
         REFRESH_EPILOG,
-        (((_JSON,), "print the result as JSON"),),
+        ((("--json",), "print the result as JSON"),),
     ),
-    (
+    _Command(
         "save",
         "write OAuth tokens from JSON on standard input to our token file or a store",
         "Store OAuth tokens without putting them in your shell history.",
         SAVE_EPILOG,
-        ((("--store",), _STORE),),
+        (),
+        store=True,
     ),
-    (
+    _Command(
         "logout",
         "delete claude-oauth-auth's token file (not Claude Code's)",
         "Delete claude-oauth-auth's own token file.",
         LOGOUT_EPILOG,
-        ((("-y", "--yes"), "do not ask for confirmation"), (("--store",), _STORE)),
+        ((("-y", "--yes"), "do not ask for confirmation"),),
+        store=True,
     ),
 )
 
@@ -162,19 +168,18 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, help_text, description, epilog, options in _COMMAND_SPECS:
+    for spec in _COMMANDS:
         command = commands.add_parser(
-            name,
-            help=help_text,
-            description=description,
-            epilog=epilog,
+            spec.name,
+            help=spec.help,
+            description=spec.description,
+            epilog=spec.epilog,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        for flags, settings in options:
-            if isinstance(settings, str):
-                command.add_argument(*flags, action="store_true", help=settings)
-            else:
-                command.add_argument(*flags, **settings)
+        for flags, help_text in spec.switches:
+            command.add_argument(*flags, action="store_true", help=help_text)
+        if spec.store:
+            command.add_argument("--store", metavar="URL", help=STORE_HELP)
     return parser
 
 

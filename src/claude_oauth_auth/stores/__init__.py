@@ -4,13 +4,11 @@ Importing this module imports no backend library (``keyring``, ``redis``) and no
 each store class is loaded when first used.
 """
 
-from __future__ import annotations
+import typing as _typing
 
-from typing import TYPE_CHECKING
+from .. import _lazy
 
-from .._lazy import lazy_attributes
-
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from .._errors import StoreConflict, StoreError
     from .._tokens import TokenSet
     from ._base import TokenStore
@@ -42,4 +40,4 @@ _LAZY = {
 }
 
 
-__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)
+__getattr__, __dir__ = _lazy.lazy_attributes(__name__, _LAZY, __all__)

@@ -1,0 +1,168 @@
+"""``claude-oauth-auth save``: check token JSON from standard input and store it."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from ._command_base import EXIT_OK, CommandError, describe_expiry
+from ._command_stores import path_of, previous_document, refuse_claude_code_store, target_store
+from ._tokens import TokenSet
+
+__all__ = ["run_save"]
+
+MAX_INPUT_BYTES = 1024 * 1024
+MILLISECONDS_THRESHOLD = 1e11  # a unix time in seconds this large is the year 5138
+
+
+def run_save(arguments: argparse.Namespace) -> int:
+    store = target_store(arguments.store)
+    path = path_of(store)
+    if path is not None:
+        refuse_claude_code_store(path, "save tokens to it")
+    with _terminal_echo_off("Paste the token JSON (it is not shown), then press Ctrl-D:"):
+        raw = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+    tokens = _validated_tokens(raw)
+    with store.lock():
+        if path is not None:
+            refuse_claude_code_store(path, "save tokens to it", previous_document(path))
+        store.save(tokens, expected_version=store.version())
+    from ._tokens import mask
+
+    expiry = tokens.expires_at or 0.0
+    refresh = (
+        "with a refresh token"
+        if tokens.refresh_token is not None
+        else "without a refresh token (it cannot be renewed)"
+    )
+    left = (
+        "has already expired and is refreshed on first use"
+        if expiry <= time.time()
+        else describe_expiry(expiry).replace("it expires", "expires")
+    )
+    print(
+        f"Saved the OAuth access token ({mask(tokens.access_token)}) {refresh} to "
+        f"{store.location}; the access token {left}."
+    )
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def _terminal_echo_off(prompt: str) -> Iterator[None]:
+    """On a terminal: stop echoing, then prompt, so pasted tokens stay out of the scrollback."""
+    try:
+        import termios
+    except ImportError:  # not POSIX
+        yield
+        return
+    try:
+        descriptor = sys.stdin.fileno()
+        saved = termios.tcgetattr(descriptor)
+    except (termios.error, OSError, ValueError, AttributeError):
+        yield  # not a terminal
+        return
+    quiet = list(saved)
+    quiet[3] &= ~termios.ECHO
+    termios.tcsetattr(descriptor, termios.TCSADRAIN, quiet)
+    print(prompt, file=sys.stderr, flush=True)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(descriptor, termios.TCSADRAIN, saved)
+        print(file=sys.stderr)
+
+
+KNOWN_INPUT_KEYS = {
+    "access_token",
+    "refresh_token",
+    "token_expiry",
+    "expires_in",
+    "client_id",
+    "token_url",
+    "scopes",
+    "scope",
+    "token_type",
+}
+
+
+def _bad_input(message: str) -> CommandError:
+    return CommandError(
+        f"{message}; nothing was saved",
+        "pipe one JSON object with access_token, refresh_token and token_expiry or expires_in "
+        "(see `claude-oauth-auth save --help`)",
+    )
+
+
+def _validated_tokens(raw: bytes) -> TokenSet:
+    """Check the JSON on standard input (our file shape, or a token endpoint's answer)."""
+    from ._config import validate_token_url
+    from ._tokens import TokenFormatError, parse_token_document
+
+    if len(raw) > MAX_INPUT_BYTES:
+        raise _bad_input("standard input is larger than a token document can be")
+    if not raw.strip():
+        raise _bad_input("standard input is empty")
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _bad_input("standard input is not UTF-8 text") from None
+    except json.JSONDecodeError as error:  # never quote the input: it may hold a secret
+        where = f"line {error.lineno}, column {error.colno}"
+        raise _bad_input(f"standard input is not valid JSON ({error.msg} at {where})") from None
+    if not isinstance(document, dict):
+        raise _bad_input(f"expected a JSON object, got a JSON {type(document).__name__}")
+    if "claudeAiOauth" in document:
+        raise _bad_input(
+            "this is Claude Code's credentials file, which claude-oauth-auth already reads "
+            "directly (a copy would spend the same single-use refresh token as Claude Code)"
+        )
+    document = {**document, "token_expiry": _expiry(document)}
+    document.setdefault("scopes", document.get("scope"))
+    try:
+        tokens, _shape = parse_token_document(document)
+    except TokenFormatError as error:
+        raise _bad_input(str(error)) from None
+    for name in ("access_token", "refresh_token"):
+        value = getattr(tokens, name)
+        if value is not None and (any(c.isspace() for c in value) or not value.isprintable()):
+            raise _bad_input(f'"{name}" contains spaces or control characters')
+    if tokens.seconds_left() <= 0 and tokens.refresh_token is None:
+        raise _bad_input("the access token has expired and there is no refresh token to renew it")
+    for name in ("client_id", "token_url"):
+        if name in document and name not in tokens.extra:
+            raise _bad_input(f'"{name}" must be a non-empty string')
+    if "token_url" in tokens.extra:
+        try:
+            validate_token_url(tokens.extra["token_url"])
+        except ValueError as error:
+            raise _bad_input(str(error)) from None
+    unknown = sorted(set(document) - KNOWN_INPUT_KEYS)
+    if unknown:
+        print(f"claude-oauth-auth: ignored unknown field(s): {', '.join(unknown)}", file=sys.stderr)
+    return tokens
+
+
+def _expiry(document: dict[str, Any]) -> float:
+    """``token_expiry`` (unix seconds) or ``now + expires_in``: exactly one must be given."""
+    has_expiry, has_lifetime = "token_expiry" in document, "expires_in" in document
+    if has_expiry == has_lifetime:
+        raise _bad_input('give exactly one of "token_expiry" (unix seconds) or "expires_in"')
+    name = "token_expiry" if has_expiry else "expires_in"
+    value = document[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _bad_input(f'"{name}" must be a number of seconds')
+    if value <= 0:
+        raise _bad_input(f'"{name}" must be greater than zero')
+    if has_lifetime:
+        if value > 10 * 365 * 86400:
+            raise _bad_input('"expires_in" is longer than ten years')
+        return time.time() + float(value)
+    if value > MILLISECONDS_THRESHOLD:
+        raise _bad_input('"token_expiry" looks like milliseconds; give unix seconds')
+    return float(value)
