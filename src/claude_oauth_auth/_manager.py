@@ -59,10 +59,6 @@ class OAuthTokenManager(StoreSync):
     every read and write. ``clock=`` and ``grant=`` replace the time source and the POST.
     """
 
-    access_token: str | None
-    refresh_token: str | None
-    token_expiry: float | None
-
     def __init__(
         self,
         access_token: str | None = None,
