@@ -32,7 +32,7 @@ VARIABLE = "CLAUDE_TOKEN_STORE"
 SCRIPT = Path(sys.executable).with_name("claude-oauth-auth")
 MODEL = "claude-test-1"
 MESSAGES = [{"role": "user", "content": "hi"}]
-PASSWORD = "hunter2-redis-" + uuid.uuid4().hex
+PASSWORD = "hunter2-redis-" + "p" * 24
 
 
 @pytest.fixture(autouse=True)
@@ -193,7 +193,9 @@ def test_a_keyring_url_refreshes_an_expired_token_into_the_keyring(
 # ----- save and logout through the console script ----------------------------------------------
 
 
-def test_save_and_logout_with_a_file_url(home: Path, tmp_path: Path) -> None:
+def test_save_and_logout_with_a_file_url(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     access = "sk-ant-oat01-" + uuid.uuid4().hex + uuid.uuid4().hex
     refresh = "sk-ant-ort01-" + uuid.uuid4().hex + uuid.uuid4().hex
     path = tmp_path / "stores" / "tokens.json"
@@ -208,11 +210,9 @@ def test_save_and_logout_with_a_file_url(home: Path, tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o600
     assert not auth_file_path(home).exists()  # the store, not our default file
     # The library finds what was saved through the same URL.
-    os.environ[VARIABLE] = url  # the autouse fixture's monkeypatch restores it
-    try:
-        assert source(get_auth_status())["state"] == "used"
-    finally:
-        del os.environ[VARIABLE]
+    monkeypatch.setenv(VARIABLE, url)
+    assert source(get_auth_status())["state"] == "used"
+    monkeypatch.delenv(VARIABLE)
     logout = run("logout", "--store", url, "--yes")
     assert logout.returncode == 0, logout.stderr
     assert f"Deleted {path}" in logout.stdout
@@ -227,7 +227,9 @@ def test_save_and_logout_with_a_file_url(home: Path, tmp_path: Path) -> None:
 # ----- a Redis URL with a password ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("credentials", [f":{PASSWORD}", f"admin:{PASSWORD}"])
+@pytest.mark.parametrize(
+    "credentials", [f":{PASSWORD}", f"admin:{PASSWORD}"], ids=["password", "user-and-password"]
+)
 def test_a_redis_password_never_shows_and_an_absent_server_is_explained(
     credentials: str,
     monkeypatch: pytest.MonkeyPatch,

@@ -288,19 +288,7 @@ class OAuthTokenManager(StoreSync):
                 return self._current()
             if self._failure is not None:
                 self._raise_refused(self._failure[0], self._failure[2])
-            if not store.writable:
-                self._refuse_to_spend(store)
             return self._spend_refresh_token()
-
-    def _refuse_to_spend(self, store: TokenStore) -> None:
-        """A refresh token spent without a place to save its successor loses the login."""
-        explain = getattr(store, "why_not_writable", None)
-        why = (explain() if callable(explain) else "") or "it cannot be written"
-        raise TokenRefreshError(
-            f"not refreshing: the rotated tokens could not be saved to {store.location} ({why}); "
-            "the refresh token was left unspent so the login survives. Make it writable "
-            "(a read-only mount or wrong permissions), then retry"
-        )
 
     def _spend_refresh_token(self) -> str:
         refresh_token = self.refresh_token
