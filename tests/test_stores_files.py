@@ -119,3 +119,70 @@ def test_stale_temp_files_from_a_killed_writer_are_removed(tmp_path: Path) -> No
     write_json_atomic(path, {"a": 2})
     assert not stale.exists()
     assert fresh.exists()  # may belong to a writer still at work
+
+
+def test_a_fifo_named_as_token_file_is_invalid_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "auth.json"
+    os.mkfifo(path)
+    started = time.monotonic()
+    with pytest.raises(TokenFileError, match="not a regular file"):
+        read_json_file(path)
+    assert time.monotonic() - started < 1.0  # no blocking open
+
+
+def test_a_symlink_is_written_at_its_target_and_shares_its_lock(tmp_path: Path) -> None:
+    target = tmp_path / "dotfiles" / "auth.json"
+    write_json_atomic(target, {"a": 1})
+    link = tmp_path / "elsewhere" / "auth.json"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    write_json_atomic(link, {"a": 2})
+    assert link.is_symlink() and read_json_file(target) == {"a": 2}
+    assert lock_path(link) == lock_path(target)
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0, reason="needs root to chown")
+def test_root_keeps_the_owner_and_group_of_a_file_it_rewrites(tmp_path: Path) -> None:
+    path = tmp_path / "auth.json"
+    write_json_atomic(path, {"a": 1})
+    os.chown(path, 4321, 4322)
+    write_json_atomic(path, {"a": 2})
+    info = os.stat(path)
+    assert (info.st_uid, info.st_gid) == (4321, 4322)
+    assert stat.S_IMODE(info.st_mode) == 0o600
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0, reason="needs root to switch user")
+def test_a_file_owned_by_another_user_is_not_trusted(tmp_path: Path) -> None:
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="owner-"))
+    try:
+        folder.chmod(0o755)
+        path = folder / "auth.json"
+        path.write_text('{"access_token": "sk-ant-oat01-xxxxxxxxxxxxxxxx"}')
+        os.chown(path, 4321, 4321)
+        path.chmod(0o644)
+        reader, writer = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child reads as another user (65534), not the owner 4321
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                try:
+                    read_json_file(path)
+                    message = "trusted"
+                except TokenFileError as error:
+                    message = str(error)
+                os.write(writer, message.encode())
+            finally:
+                os._exit(0)
+        os.close(writer)
+        os.waitpid(pid, 0)
+        with os.fdopen(reader) as pipe:
+            message = pipe.read()
+        assert "owned by another user (uid 4321)" in message
+    finally:
+        for child in folder.iterdir():
+            child.unlink()
+        folder.rmdir()
