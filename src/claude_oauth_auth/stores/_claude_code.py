@@ -73,7 +73,11 @@ class ClaudeCodeStore:
     def version(self) -> Version:
         if self.keychains and time.monotonic() - self._keychain_read_at > KEYCHAIN_POLL_SECONDS:
             self._read_keychain()
-        return (self.file.version(), self._keychain_digest)
+        return self._current_version()
+
+    def _current_version(self) -> Version:
+        marker = (self.file.version(), self._keychain_digest)
+        return None if marker == (None, None) else marker
 
     def load(self) -> TokenSet | None:
         from_keychain = self._read_keychain()
@@ -90,7 +94,7 @@ class ClaudeCodeStore:
     def save(self, tokens: TokenSet, *, expected_version: Version) -> None:
         if self.keychains:
             self._read_keychain()
-        if (self.file.version(), self._keychain_digest) != expected_version:
+        if self._current_version() != expected_version:
             raise StoreConflict(self.location)
         entry = self._entry
         if entry is not None:
