@@ -11,8 +11,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import redis_server as redis_helper
+import secret_service as secret_service_helper
 from fakeapi import FakeAnthropic
 from helpers import ISOLATED_VARIABLES
+from redis_server import RedisServer
+from secret_service import SecretServiceSession
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -70,3 +74,18 @@ def oauth_env(server: FakeAnthropic, monkeypatch: pytest.MonkeyPatch) -> FakeAnt
     monkeypatch.setenv("CLAUDE_OAUTH_TOKEN_URL", server.token_url)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
     return server
+
+
+@pytest.fixture(scope="module")
+def secret_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecretServiceSession]:
+    """keyring's backend for a module's tests: a real Secret Service (gnome-keyring-daemon on a
+    private D-Bus), else keyrings.alt's file backend (``session.real`` says which)."""
+    with secret_service_helper.secret_service(tmp_path_factory.mktemp("secret-service")) as session:
+        yield session
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A fresh redis-server on a free loopback port (it starts in about 20 ms)."""
+    with redis_helper.redis_server() as server:
+        yield server

@@ -11,13 +11,11 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import keyring
 import pytest
 from secret_service import SecretServiceSession
-from secret_service import secret_service as start_secret_service
 from store_contract import (
     SECRET_ACCESS,
     SECRET_REFRESH,
@@ -27,13 +25,6 @@ from store_contract import (
 )
 
 from claude_oauth_auth.stores import KeyringStore, StoreError
-
-
-@pytest.fixture(scope="module")
-def secret_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecretServiceSession]:
-    """keyring's backend for these tests: the real Secret Service, else keyrings.alt's file."""
-    with start_secret_service(tmp_path_factory.mktemp("secret-service")) as session:
-        yield session
 
 
 @pytest.fixture

@@ -36,13 +36,6 @@ FORK = multiprocessing.get_context("fork")
 
 
 @pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    """A fresh redis-server per test (it starts in about 20 ms)."""
-    with server_helper.redis_server() as server:
-        yield server
-
-
-@pytest.fixture
 def protected_server() -> Iterator[RedisServer]:
     with server_helper.redis_server(password=PASSWORD) as server:
         yield server

@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import cast
+from typing import Any
 
 import anthropic
 import pytest
@@ -47,28 +47,30 @@ class SQLiteStore:
     poll_interval: float | None = 1.0
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path, self._local = Path(path), threading.local()  # a connection per thread
+        self.path, self._local = Path(path), threading.local()  # .db: a held lock's connection
         self.path.touch(mode=0o600, exist_ok=True)
-        self._db().execute("PRAGMA journal_mode=WAL")
-        self._db().execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v INTEGER, data)")
+        self._sql("PRAGMA journal_mode=WAL")
+        self._sql("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v INTEGER, data)")
 
     location = property(lambda self: f"sqlite://{self.path}")
     writable = property(lambda self: os.access(self.path.parent, os.W_OK))
 
-    def _db(self) -> sqlite3.Connection:
-        if not hasattr(self._local, "db"):
-            self._local.db = sqlite3.connect(self.path, 60, isolation_level=None)
-        return cast(sqlite3.Connection, self._local.db)
-
-    def _row(self) -> tuple[int | None, str | None]:
-        return self._db().execute("SELECT v, data FROM t").fetchone() or (None, None)
+    def _sql(self, query: str, *parameters: object) -> Any:
+        """One statement: on the lock's connection while held, else on one closed right after."""
+        held = getattr(self._local, "db", None)
+        db = held or sqlite3.connect(self.path, 60, isolation_level=None)
+        try:
+            return db.execute(query, parameters).fetchone()
+        finally:
+            if db is not held:
+                db.close()
 
     def version(self) -> int | None:
-        version, data = self._row()
+        version, data = self._sql("SELECT v, data FROM t") or (None, None)
         return version if data is not None else None
 
     def load(self) -> TokenSet | None:
-        data = self._row()[1]
+        data = (self._sql("SELECT data FROM t") or (None,))[0]
         found = json.loads(data) if data is not None else None
         return TokenSet(**{**found, "scopes": tuple(found["scopes"])}) if found else None
 
@@ -79,27 +81,24 @@ class SQLiteStore:
         self._write(None, None, check=False)  # the row stays: a version is never reused
 
     def _write(self, data: str | None, expected: object, check: bool = True) -> None:
-        with contextlib.nullcontext() if self._db().in_transaction else self.lock():
+        with contextlib.nullcontext() if hasattr(self._local, "db") else self.lock():
             if check and self.version() != expected:
                 raise StoreConflict(self.location)
-            self._db().execute(
-                "INSERT INTO t VALUES (1, 1, ?) "
-                "ON CONFLICT(id) DO UPDATE SET v = v + 1, data = excluded.data",
-                (data,),
-            )
+            self._sql("REPLACE INTO t VALUES (1, IFNULL((SELECT MAX(v) FROM t), 0) + 1, ?)", data)
 
     @contextlib.contextmanager
     def lock(self, timeout: float = 60.0) -> Iterator[None]:
-        db = self._db()
-        db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            raise StoreError(self.location, f"locked for over {timeout:g} s ({error})") from None
-        try:
-            yield
-        finally:  # commit even after an error: a save made under the lock must not be lost
-            db.execute("COMMIT")
+        with contextlib.closing(sqlite3.connect(self.path, timeout, isolation_level=None)) as db:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:  # "database is locked" after the busy timeout
+                raise StoreError(self.location, f"locked for over {timeout:g} s") from None
+            self._local.db = db
+            try:
+                yield
+            finally:  # commit even after an error: a save made under the lock must not be lost
+                del self._local.db
+                db.execute("COMMIT")
 
 
 MODEL = "claude-test-1"
@@ -215,7 +214,7 @@ def child_code(script: str) -> str:
         import contextlib, dataclasses, json, os, sqlite3, sys, threading, time
         from collections.abc import Iterator
         from pathlib import Path
-        from typing import cast
+        from typing import Any
         from claude_oauth_auth import OAuthTokenManager
         from claude_oauth_auth.stores import StoreConflict, StoreError, TokenSet
         """

@@ -23,7 +23,6 @@ from fakeapi import FakeAnthropic
 from helpers import auth_file_path, read_json, write_auth_file
 from redis_server import free_port
 from secret_service import SecretServiceSession
-from test_stores_keyring import secret_service  # noqa: F401  (the module-scoped fixture)
 
 from claude_oauth_auth import ClaudeClient, get_auth_status
 from claude_oauth_auth.stores import KeyringStore, TokenSet
@@ -156,12 +155,26 @@ def test_a_bad_url_is_an_invalid_step_and_the_cascade_goes_on(
     assert oauth_env.api_requests[-1].token == access
 
 
+@pytest.mark.parametrize(
+    "value", ["redis://:hunter2@[::1/0", "file:///tmp/nul%00byte.json"], ids=["ipv6", "nul"]
+)
+def test_a_malformed_url_is_an_invalid_step_too(
+    value: str, oauth_env: FakeAnthropic, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_auth_file(auth_file_path(home), *oauth_env.issue_tokens())
+    monkeypatch.setenv(VARIABLE, value)
+    entry = source(get_auth_status())
+    assert entry["state"] == "invalid" and "hunter2" not in entry["detail"]
+    assert ClaudeClient(max_retries=0).auth_source == "auth_file"
+    assert entry["detail"].startswith(VARIABLE), entry["detail"]
+
+
 # ----- a real OS keyring ----------------------------------------------------------------------
 
 
 def test_a_keyring_url_refreshes_an_expired_token_into_the_keyring(
     oauth_env: FakeAnthropic,
-    secret_service: SecretServiceSession,  # noqa: F811  (the fixture imported above)
+    secret_service: SecretServiceSession,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     server = oauth_env

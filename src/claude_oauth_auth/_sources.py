@@ -144,6 +144,9 @@ def check_store(source: str, store: TokenStore) -> tuple[SourceReport, Credentia
         tokens = store.load()
     except StoreError as error:
         return SourceReport(source, "invalid", str(error), store.location), None
+    except (OSError, ValueError) as error:  # e.g. a path with a NUL byte
+        detail = f"{store.location}: cannot be read ({error})"
+        return SourceReport(source, "invalid", detail, store.location), None
     where = store.location
     if tokens is None:
         detail = f"{where} does not exist" if version is None else f"no login in {where}"
@@ -198,12 +201,14 @@ def _check_token_store_env() -> tuple[SourceReport, Credential | None]:
 
     try:
         store = store_from_url(raw)
-    except StoreError as error:
+    except (StoreError, ValueError) as error:  # ValueError: a URL urlsplit cannot parse
         return SourceReport("token_store_env", "invalid", f"{ENV.TOKEN_STORE}: {error}"), None
     report, credential = check_store("token_store_env", store)
     if report.state == "absent":
         report.state = "invalid"
         report.detail = f"{ENV.TOKEN_STORE} names {store.location}, which holds no login"
+    elif report.state == "invalid":
+        report.detail = f"{ENV.TOKEN_STORE}: {report.detail}"
     return report, credential
 
 
