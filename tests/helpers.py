@@ -81,3 +81,21 @@ def write_claude_code_file(
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
+
+
+def create_from_threads(client: Any, count: int) -> list[str]:
+    """``count`` threads released together, each making one ``messages.create``; their ids."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    barrier = threading.Barrier(count)
+
+    def one(_: int) -> str:
+        barrier.wait()
+        message = client.messages.create(
+            model="claude-test-1", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
+        )
+        return str(message.id)
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(one, range(count)))

@@ -7,15 +7,13 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import anthropic
 import pytest
 from fakeapi import FakeAnthropic
-from helpers import read_json, write_auth_file
+from helpers import create_from_threads, read_json, write_auth_file
 
 from claude_oauth_auth import OAuthTokenManager
 
@@ -33,15 +31,7 @@ def expired_file(server: FakeAnthropic, home: Path) -> Path:
 def test_64_threads_one_refresh(server: FakeAnthropic, expired_file: Path) -> None:
     manager = OAuthTokenManager(token_file=expired_file, token_url=server.token_url)
     client = anthropic.Anthropic(credentials=manager, base_url=server.base_url, max_retries=0)
-    barrier = threading.Barrier(64)
-
-    def one(_: int) -> str:
-        barrier.wait()
-        message = client.messages.create(model=MODEL, max_tokens=5, messages=MESSAGES)  # type: ignore[arg-type]
-        return message.id
-
-    with ThreadPoolExecutor(max_workers=64) as pool:
-        results = list(pool.map(one, range(64)))
+    results = create_from_threads(client, 64)
     assert len(results) == 64
     assert (server.token_posts, server.invalid_grants) == (1, 0)
     assert sum(1 for r in server.api_requests if r.status == 200) == 64

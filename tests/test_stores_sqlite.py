@@ -22,7 +22,6 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import anthropic
 import pytest
 from conftest import Clock
 from fakeapi import FakeAnthropic
+from helpers import create_from_threads
 from store_contract import (
     check_lock_is_exclusive_across_processes,
     check_round_trip_and_compare_and_set,
@@ -189,15 +189,7 @@ def test_expired_token_is_refreshed_once_and_the_row_holds_the_rotated_pair(
 def test_64_threads_one_refresh(server: FakeAnthropic, expired_db: Path) -> None:
     manager = OAuthTokenManager(store=SQLiteStore(expired_db), token_url=server.token_url)
     client = anthropic.Anthropic(credentials=manager, base_url=server.base_url, max_retries=0)
-    barrier = threading.Barrier(64)
-
-    def one(_: int) -> str:
-        barrier.wait()
-        message = client.messages.create(model=MODEL, max_tokens=5, messages=MESSAGES)  # type: ignore[arg-type]
-        return message.id
-
-    with ThreadPoolExecutor(max_workers=64) as pool:
-        results = list(pool.map(one, range(64)))
+    results = create_from_threads(client, 64)
     assert len(results) == 64
     assert (server.token_posts, server.invalid_grants) == (1, 0)
     assert sum(1 for r in server.api_requests if r.status == 200) == 64
