@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from ._command_base import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError
-from ._command_stores import path_of, previous_document, refuse_claude_code_store, target_store
+from ._command_stores import previous_document, refuse_claude_code_store, target_store
+from .stores._file import path_of
 
 __all__ = ["run_logout"]
 

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from ._command_base import EXIT_OK, CommandError, describe_expiry
-from ._command_stores import path_of, previous_document, refuse_claude_code_store, target_store
+from ._command_stores import previous_document, refuse_claude_code_store, target_store
 from ._tokens import TokenSet
+from .stores._file import path_of
 
 __all__ = ["run_save"]
 

@@ -13,7 +13,7 @@ from ._errors import ClaudeAuthError
 if TYPE_CHECKING:
     from .stores._base import TokenStore
 
-__all__ = ["path_of", "previous_document", "refuse_claude_code_store", "target_store"]
+__all__ = ["previous_document", "refuse_claude_code_store", "target_store"]
 
 
 def target_store(url: str | None) -> TokenStore:
@@ -25,11 +25,6 @@ def target_store(url: str | None) -> TokenStore:
     from .stores._file import FileStore
 
     return FileStore(_our_token_file())
-
-
-def path_of(store: TokenStore) -> Path | None:
-    path = getattr(store, "path", None)
-    return path if isinstance(path, Path) else None
 
 
 def _our_token_file() -> Path:

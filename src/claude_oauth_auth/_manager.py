@@ -18,7 +18,7 @@ from ._hooks import HookStore, overrides_hooks
 from ._sync import NOTHING_SERVED, Served, StoreSync, default_token_file, make_access_token
 from ._tokens import TokenSet, mask
 from .stores._base import DEFAULT_LOCK_TIMEOUT, TokenStore, Version
-from .stores._file import FileStore
+from .stores._file import FileStore, path_of
 
 if TYPE_CHECKING:
     from anthropic.lib.credentials import AccessToken
@@ -115,8 +115,7 @@ class OAuthTokenManager(StoreSync):
     @property
     def token_file(self) -> Path | None:
         """The file behind the store, when there is one."""
-        path = getattr(self.store, "path", None)
-        return path if isinstance(path, Path) else None
+        return path_of(self.store)
 
     def __repr__(self) -> str:
         return (

@@ -14,6 +14,7 @@ from ._config import ENV, default_auth_file
 from ._errors import StoreError
 from ._tokens import TokenSet, mask
 from .stores._base import TokenStore
+from .stores._file import path_of
 
 __all__ = [
     "FALLBACK_SOURCES",
@@ -153,8 +154,7 @@ def check_store(source: str, store: TokenStore) -> tuple[SourceReport, Credentia
         return SourceReport(source, "absent", detail, where), None
     shape = getattr(store, "shape", None)
     origin = f"{_shape_name(shape)} at {where}" if shape else where
-    path = getattr(store, "path", None)
-    report, credential = _token_report(source, tokens, where, origin, path)
+    report, credential = _token_report(source, tokens, where, origin, path_of(store))
     if credential is not None:
         credential.store = store
     return report, credential

@@ -15,7 +15,7 @@ from .._tokens import render_token_document as render
 from ._base import DEFAULT_LOCK_TIMEOUT, Version
 from ._files import file_lock, file_signature, folder_writable, read_json_file, write_json_atomic
 
-__all__ = ["FileStore"]
+__all__ = ["FileStore", "path_of"]
 
 
 class FileStore:
