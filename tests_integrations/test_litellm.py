@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import litellm
 import pytest
+from anthropic.lib.credentials import AccessToken
 from conftest import MODEL, PROMPT, Login, assert_sent_api_key, assert_sent_oauth, refreshed_once
 from fakeapi import FakeAnthropic
+from helpers import auth_file_path, write_auth_file
 
 from claude_oauth_auth import UnifiedAuthManager
 from claude_oauth_auth.integrations import (
@@ -114,3 +117,40 @@ def test_shared_manager(oauth: Login) -> None:
     assert auth.auth_manager is manager
     assert litellm_kwargs(auth=auth)["api_key"] == oauth.access_token
     assert "sk-ant" not in repr(auth)
+
+
+def test_claude_code_only_token_falls_back_to_the_api_key(
+    oauth_env: FakeAnthropic, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    access, refresh = oauth_env.issue_tokens(claude_code_only=True)
+    write_auth_file(auth_file_path(home), access, refresh)
+    key = oauth_env.add_api_key()
+    monkeypatch.setenv("ANTHROPIC_API_KEY", key)
+    reply = litellm_completion(model=LITELLM_MODEL, messages=PROMPT, max_tokens=5)
+    assert reply.choices[0].message.content == "Hello from fake API"
+    with oauth_env.lock:
+        statuses = [(record.auth_kind, record.status) for record in oauth_env.api_requests]
+    assert statuses == [("oauth", 400), ("api_key", 200)]
+
+
+def test_any_sdk_provider(oauth_env: FakeAnthropic) -> None:
+    access, _ = oauth_env.issue_tokens()
+    calls: list[bool] = []
+
+    def provider(*, force_refresh: bool = False) -> AccessToken:
+        calls.append(force_refresh)
+        return AccessToken(token=access, expires_at=0)
+
+    auth = LiteLLMAuth(UnifiedAuthManager(credentials=provider))
+    auth.completion(model=LITELLM_MODEL, messages=PROMPT, max_tokens=5)
+    assert calls == [False]
+    assert_sent_oauth(oauth_env, access)
+
+
+def test_a_bearer_litellm_would_send_as_x_api_key_is_refused(
+    oauth_env: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "gateway-token-1234")
+    with pytest.raises(ValueError, match="x-api-key") as caught:
+        litellm_kwargs()
+    assert "gateway-token" not in str(caught.value)
