@@ -382,7 +382,7 @@ def test_explicit_profile_argument_errors_are_raised(home: Path, server: FakeAnt
     with pytest.raises(Exception, match=r"configs/nope\.json.*does not exist"):
         ClaudeClient(profile="nope")
     with pytest.raises(Exception, match="path separators"):
-        UnifiedAuthManager(profile="../etc")
+        UnifiedAuthManager(profile="a/b")
     with pytest.raises(ValueError, match="credentials_path"):
         UnifiedAuthManager(config={"authentication": {"type": "user_oauth"}})
     with pytest.raises(ValueError, match="at most one"):

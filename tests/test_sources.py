@@ -39,8 +39,11 @@ def test_source_names_are_the_documented_order() -> None:
         "auth_file",
         "claude_code",
         "claude_code_env",
-        "auth_token_env",
         "api_key_env",
+        "auth_token_env",
+        "anthropic_profile",
+        "workload_identity",
+        "anthropic_profile_active",
     )
 
 
@@ -69,7 +72,6 @@ def test_api_key_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_auth_token_env_is_a_static_bearer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "gateway-token-123456")
-    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
     auth = UnifiedAuthManager()
     assert auth.source == "auth_token_env"
     assert auth.credential.kind == "auth_token"
@@ -126,7 +128,7 @@ def test_explicit_api_key_ignores_everything_else(home: Path) -> None:
     write_json(auth_file_path(home), "not json at all", mode=0o600)
     auth = UnifiedAuthManager(api_key=KEY)
     assert (auth.auth_method, auth.source) == ("api_key", "explicit")
-    assert [r.state for r in auth.reports if r.name != "explicit"] == ["not_checked"] * 7
+    assert [r.state for r in auth.reports if r.name != "explicit"] == ["not_checked"] * 10
 
 
 def test_explicit_arguments_are_exclusive() -> None:
@@ -305,10 +307,17 @@ def test_keeps_going_past_every_broken_source(home: Path, monkeypatch: pytest.Mo
     write_json(auth_file_path(home), {"access_token": 5})
     write_json(claude_code_path(home), {"claudeAiOauth": {}})
     monkeypatch.setenv("CLAUDE_CODE_OAUTH_TOKEN", " ")
-    monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "")
-    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "")
+    monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "two words")
+    monkeypatch.setenv("ANTHROPIC_PROFILE", ".hidden")
+    monkeypatch.setenv("ANTHROPIC_FEDERATION_RULE_ID", "fdrl_only")
+    sdk = home / ".config" / "anthropic"
+    config = {"authentication": {"type": "user_oauth"}}
+    write_json(sdk / "configs" / "default.json", config, mode=0o644)
+    credentials = {"access_token": ACCESS, "expires_at": 4102444800}
+    write_json(sdk / "credentials" / "default.json", credentials)
     auth = UnifiedAuthManager()
-    assert auth.source == "api_key_env"
+    assert auth.source == "anthropic_profile_active"
     states = {r.name: r.state for r in auth.reports}
     assert states == {
         "explicit": "absent",
@@ -317,6 +326,9 @@ def test_keeps_going_past_every_broken_source(home: Path, monkeypatch: pytest.Mo
         "auth_file": "invalid",
         "claude_code": "invalid",
         "claude_code_env": "invalid",
+        "api_key_env": "invalid",
         "auth_token_env": "invalid",
-        "api_key_env": "used",
+        "anthropic_profile": "invalid",
+        "workload_identity": "invalid",
+        "anthropic_profile_active": "used",
     }

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["StaticOAuthToken", "UnifiedAuthManager"]
 
 log = logging.getLogger("claude_oauth_auth")
+_WARNED_SHADOWS: set[tuple[str, str]] = set()
 
 
 class StaticOAuthToken:
@@ -193,8 +194,26 @@ class UnifiedAuthManager:
             if report.state == "invalid":
                 log.warning("Skipping %s: %s", name, report.detail)
             if credential is not None:
+                self._warn_if_shadowing(name)
                 return credential
         return None
+
+    def _warn_if_shadowing(self, used: str) -> None:
+        """One WARNING when ``used`` hides an SDK credential the user selected on purpose."""
+        from ._profiles import SDK_STEPS, explicit_selection
+
+        below = self._sources[self._sources.index(used) + 1 :]
+        for step in (name for name in below if name in SDK_STEPS):
+            selection = explicit_selection(step)
+            if selection is not None and (used, selection) not in _WARNED_SHADOWS:
+                _WARNED_SHADOWS.add((used, selection))
+                log.warning(
+                    "%s is set, but the credential from %s comes first in the cascade and is "
+                    "used; remove it or pass sources= to use %s",
+                    selection,
+                    used,
+                    step,
+                )
 
     def _explicit_credential(self) -> Credential:
         (name, value), *_ = self._explicit.items()

@@ -24,13 +24,18 @@ from ._sources import Credential, SourceReport, check_store
 
 __all__ = [
     "OIDC_FEDERATION",
+    "SDK_STEPS",
     "USER_OAUTH",
     "SdkProfile",
     "active_config_pointer",
     "check_active_profile",
+    "check_loaded_profile",
+    "check_profile",
     "check_profile_env",
     "check_workload_identity",
+    "explicit_selection",
     "load_profile",
+    "note_shadowed",
     "profile_from_config",
     "sdk_config_dir",
 ]
@@ -315,3 +320,40 @@ def check_workload_identity() -> Found:
     )
     report = SourceReport("workload_identity", "available", detail, token_file)
     return report, Credential("oauth", "workload_identity")
+
+
+# ----- shadowing ---------------------------------------------------------------------------
+
+SDK_STEPS = ("anthropic_profile", "workload_identity", "anthropic_profile_active")
+
+
+def explicit_selection(step: str) -> str | None:
+    """What the user set to choose this SDK step on purpose, or None (a default on disk)."""
+    if step == "anthropic_profile" and os.environ.get(ENV.PROFILE):
+        return f"{ENV.PROFILE}={os.environ[ENV.PROFILE]}"
+    if step == "workload_identity" and os.environ.get(ENV.FEDERATION_RULE_ID):
+        return ENV.FEDERATION_RULE_ID
+    if step == "anthropic_profile_active":
+        if active_config_pointer() is not None:
+            return f"the active_config pointer in {sdk_config_dir()}"
+        if os.environ.get(ENV.SDK_CONFIG_DIR):
+            return ENV.SDK_CONFIG_DIR
+    return None
+
+
+def note_shadowed(reports: list[SourceReport], used: str) -> list[str]:
+    """Append to each explicitly selected, usable SDK step that ``used`` hides; the notes."""
+    notes = []
+    for report in reports:
+        if report.name not in SDK_STEPS or report.state != "available":
+            continue
+        selection = explicit_selection(report.name)
+        if selection is None:
+            continue
+        note = (
+            f"shadowed by {used}, which comes first although {selection} is set; "
+            f"remove that credential or pass sources= to use {report.name}"
+        )
+        report.detail = f"{report.detail} ({note})"
+        notes.append(f"{report.name}: {note}")
+    return notes

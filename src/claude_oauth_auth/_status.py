@@ -46,6 +46,9 @@ def get_auth_status(sources: Sequence[str] | None = None) -> dict[str, Any]:
     used = found[0][1] if found else None
     if found:
         found[0][0].state = "used"
+        from ._profiles import note_shadowed
+
+        note_shadowed(reports, found[0][1].source)
     oauth = next((credential for _report, credential in found if credential.kind == "oauth"), None)
     key = next((c for _r, c in found if c.kind != "oauth" and c.source in FALLBACK_SOURCES), None)
     tokens = oauth.tokens if oauth is not None else None
