@@ -198,7 +198,11 @@ def federation_config(home: Path, server: FakeAnthropic, env: pytest.MonkeyPatch
         "federation_rule_id": "fdrl_abc",
         "identity_token": {"source": "file", "path": str(jwt_file)},
     }
-    config = {"base_url": server.base_url, "organization_id": "org-9", "authentication": authentication}
+    config = {
+        "base_url": server.base_url,
+        "organization_id": "org-9",
+        "authentication": authentication,
+    }
     return {"config": config}
 
 
@@ -249,9 +253,7 @@ def test_claude_client_sends_what_the_sdk_sends(
     assert ours["scheme"] == "Bearer" and ours["oauth_beta"] and not ours["x_api_key"]
 
 
-def test_workspace_header_and_host_come_from_the_profile(
-    home: Path, server: FakeAnthropic
-) -> None:
+def test_workspace_header_and_host_come_from_the_profile(home: Path, server: FakeAnthropic) -> None:
     access, _ = write_profile(config_dir(home), "default", server, workspace_id="wrkspc_01abc")
     client = ClaudeClient()
     assert str(client.base_url).rstrip("/") == server.base_url

@@ -159,7 +159,7 @@ class UnifiedAuthManager:
 
     @property
     def credential_headers(self) -> dict[str, str]:
-        """Headers the credential's SDK profile adds to every request (``anthropic-workspace-id``)."""
+        """Headers its SDK profile adds to every request (``anthropic-workspace-id``)."""
         profile = self.active_credential.profile
         return profile.headers if profile is not None else {}
 
@@ -298,7 +298,9 @@ class UnifiedAuthManager:
             from ._sdk_providers import sdk_token_source
 
             threshold = self._manager_options["refresh_threshold"]
-            return sdk_token_source(credential, base_url=self._base_url, refresh_threshold=threshold)
+            return sdk_token_source(
+                credential, base_url=self._base_url, refresh_threshold=threshold
+            )
         if credential.store is not None:
             return OAuthTokenManager(store=credential.store, **self._manager_options)
         assert credential.secret is not None

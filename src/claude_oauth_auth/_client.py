@@ -97,8 +97,10 @@ class _ClaudeClientMixin:
         }
         self.auth_manager, credential = _resolve(auth_manager, arguments)
         profile_base_url = self.auth_manager.credential_base_url
-        if profile_base_url and not sdk_options.get("base_url") and not os.environ.get(
-            "ANTHROPIC_BASE_URL"
+        if (
+            profile_base_url
+            and not sdk_options.get("base_url")
+            and not os.environ.get("ANTHROPIC_BASE_URL")
         ):
             sdk_options["base_url"] = profile_base_url  # as the SDK: a profile's host
         sdk_base: Any = super()

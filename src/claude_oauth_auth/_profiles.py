@@ -128,6 +128,8 @@ def load_profile(name: str, selected_by: str) -> SdkProfile:
             raw = handle.read()
     except FileNotFoundError:
         fix = f"{LOGIN_ADVICE}, or set {ENV.PROFILE} to another profile"
+        if selected_by == "active_config":
+            fix = f"{LOGIN_ADVICE}, or point {base / 'active_config'} at an existing profile"
         raise StoreError(where, f"does not exist (profile {name!r}, {selected_by})", fix) from None
     except (OSError, UnicodeDecodeError) as error:
         raise StoreError(where, f"cannot be read ({error})") from None

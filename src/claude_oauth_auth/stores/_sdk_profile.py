@@ -6,7 +6,6 @@ import contextlib
 import os
 import stat
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from .. import _config
