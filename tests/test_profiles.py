@@ -261,6 +261,10 @@ def test_workspace_header_and_host_come_from_the_profile(home: Path, server: Fak
     client.messages.create(model="claude-test-1", max_tokens=5, messages=MESSAGES)
     request = server.api_requests[-1]
     assert request.token == access and request.headers["anthropic-workspace-id"] == "wrkspc_01abc"
+    copied = client.with_options(timeout=20, max_retries=0)  # a copy keeps host and workspace
+    copied.messages.create(model="claude-test-1", max_tokens=5, messages=MESSAGES)
+    request = server.api_requests[-1]
+    assert request.token == access and request.headers["anthropic-workspace-id"] == "wrkspc_01abc"
 
 
 def test_a_base_url_argument_wins_over_the_profile(home: Path, server: FakeAnthropic) -> None:
@@ -403,3 +407,33 @@ def test_status_names_each_step_with_profile_and_path(
     active = reports["anthropic_profile_active"]
     assert active["state"] == "used" and "'default'" in active["detail"]
     assert active["path"] == str(config_dir(home) / "credentials" / "default.json")
+
+
+def test_token_and_status_commands_on_sdk_configuration(
+    home: Path, server: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    workload(home, server, monkeypatch)
+    command = [sys.executable, "-m", "claude_oauth_auth"]
+    done = subprocess.run([*command, "token", "--json"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-800:]
+    document = json.loads(done.stdout)
+    assert document["source"] == "workload_identity" and document["kind"] == "oauth"
+    assert server.token_requests[-1]["grant_type"] == JWT_BEARER_GRANT
+    done = subprocess.run([*command, "status"], capture_output=True, text=True)
+    assert done.returncode == 0 and "workload_identity" in done.stdout
+    assert "fdrl_abc" in done.stdout and document["token"] not in done.stdout
+
+
+def test_a_refused_exchange_is_an_authentication_error_naming_the_step(
+    home: Path, server: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workload(home, server, monkeypatch)
+    (home / "jwt").write_text("eyJ.not.known")
+    client = ClaudeClient(max_retries=0)
+    with pytest.raises(anthropic.AuthenticationError, match="workload identity") as caught:
+        client.messages.create(model="claude-test-1", max_tokens=5, messages=MESSAGES)
+    assert "eyJ.not.known" not in str(caught.value)
+    assert server.token_posts == 1

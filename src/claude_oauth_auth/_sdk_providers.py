@@ -140,6 +140,10 @@ class DiagnosedProvider:
             raise OAuthRefreshError(message, token_url=url, endpoint_status=status) from None
         return token
 
+    def token(self, *, force: bool = False, rejected: str | None = None) -> str:
+        """The token alone (``claude-oauth-auth token``); clients ask through the SDK's cache."""
+        return self(force_refresh=force or rejected is not None).token
+
     def for_base_url(self, base_url: str) -> DiagnosedProvider:
         bound = self.inner.for_base_url(base_url)
         return self if bound is self.inner else DiagnosedProvider(bound, self.label)
