@@ -261,8 +261,9 @@ def check_loaded_profile(source: str, profile: SdkProfile) -> Found:
     if report.state == "absent":
         report.state = "invalid"
         report.detail = f"{store.location} does not exist ({LOGIN_ADVICE})"
-    rotation = "refreshed here" if profile.client_id else "no client_id: re-read, never refreshed"
-    report.detail = f"{profile.describe()} [{rotation}]: {report.detail}"
+    report.detail = f"{profile.describe()}: {report.detail}"
+    if profile.client_id is None:
+        report.detail += " (no client_id: re-read when it changes, never refreshed here)"
     if credential is not None:
         credential.profile = profile
     return report, credential
@@ -354,7 +355,7 @@ def note_shadowed(reports: list[SourceReport], used: str) -> list[str]:
             continue
         note = (
             f"shadowed by {used}, which comes first although {selection} is set; "
-            f"remove that credential or pass sources= to use {report.name}"
+            f"remove that credential, or pass profile= or sources= to use {report.name}"
         )
         report.detail = f"{report.detail} ({note})"
         notes.append(f"{report.name}: {note}")

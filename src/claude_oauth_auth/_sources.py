@@ -257,6 +257,7 @@ def explain_reports(reports: Sequence[SourceReport]) -> str:
     lines.append(
         f"To fix: set {ENV.API_KEY} (create a key at https://console.anthropic.com/), "
         "log in with Claude Code (run `claude`, then /login), "
+        "create an SDK profile for the API (run `ant auth login`), "
         f"or write OAuth tokens to {default_auth_file()} with `claude-oauth-auth save`."
     )
     return "\n".join(lines)

@@ -95,7 +95,7 @@ def _recommendation(
     if invalid:
         first = invalid[0]
         return f"Fix or remove {first.name}: {first.detail}"
-    if used.kind == "oauth" and key is None:
+    if used.kind == "oauth" and key is None and used.profile is None:
         return (
             "Set ANTHROPIC_API_KEY as a fallback: subscription (Pro/Max) OAuth tokens are "
             "only authorized for Claude Code, and the API may refuse them."
