@@ -361,6 +361,7 @@ def test_no_sdk_configuration_is_absent_everywhere(home: Path) -> None:
         ("bad_type", "authentication.type 'password'"),
         ("not_json", "not valid JSON"),
         ("no_authentication", "no 'authentication' object"),
+        ("plain_http", "must use https://"),
     ],
 )
 def test_a_broken_profile_is_invalid_with_the_fix(home: Path, breakage: str, reason: str) -> None:
@@ -376,6 +377,9 @@ def test_a_broken_profile_is_invalid_with_the_fix(home: Path, breakage: str, rea
         write_json(config, {"authentication": {"type": "password"}}, 0o644)
     elif breakage == "not_json":
         config.write_text("{")
+    elif breakage == "plain_http":
+        plain = {"base_url": "http://api.example.com", "authentication": {"type": "user_oauth"}}
+        write_json(config, plain, 0o644)
     else:
         write_json(config, {"base_url": "https://x"}, 0o644)
     report, credential = check_source("anthropic_profile_active")

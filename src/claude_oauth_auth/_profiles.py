@@ -176,6 +176,12 @@ def _profile(
     if auth_type not in (USER_OAUTH, OIDC_FEDERATION):
         expected = f"{USER_OAUTH!r} or {OIDC_FEDERATION!r}"
         raise StoreError(where, f"has authentication.type {auth_type!r}; expected {expected}")
+    if config.get("base_url"):
+        try:
+            validate_token_url(str(config["base_url"]).rstrip("/") + TOKEN_ENDPOINT)
+        except ValueError:
+            reason = f"has base_url {config['base_url']!r}, which must use https://"
+            raise StoreError(where, reason + " (http:// only for loopback)") from None
     override = auth.get("credentials_path")
     credentials = Path(str(override)).expanduser() if override else default_credentials
     config["authentication"] = auth
