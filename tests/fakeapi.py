@@ -43,6 +43,7 @@ from typing import Any, Literal, TypeAlias, cast
 __all__ = [
     "CLAUDE_CODE_ONLY_MESSAGE",
     "FAKE_MODEL",
+    "JWT_BEARER_GRANT",
     "OAUTH_BETA",
     "TOKEN_PATH",
     "AuthKind",
@@ -53,6 +54,7 @@ __all__ = [
 
 OAUTH_BETA = "oauth-2025-04-20"
 TOKEN_PATH = "/v1/oauth/token"
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 CLAUDE_CODE_ONLY_MESSAGE = (
     "This credential is only authorized for use with Claude Code and cannot be used for "
     "other API requests."
@@ -335,6 +337,7 @@ class FakeAnthropic:
         self.token_posts: int = 0
         self.invalid_grants: int = 0
         self.token_requests: list[dict[str, Any]] = []
+        self.token_headers: list[dict[str, str]] = []  # lower-cased, one per token POST
         self.api_requests: list[RecordedRequest] = []
         self.errors: list[str] = []  # tracebacks of unexpected server-side exceptions
 
@@ -342,6 +345,7 @@ class FakeAnthropic:
         self._api_keys: set[str] = set()
         self._access_tokens: dict[str, _AccessToken] = {}
         self._refresh_tokens: dict[str, _RefreshToken] = {}
+        self._identity_tokens: set[str] = set()  # JWTs the jwt-bearer grant accepts
         self._batches: dict[str, dict[str, Any]] = {}
 
         self._connections: set[socket.socket] = set()
@@ -409,6 +413,14 @@ class FakeAnthropic:
         with self.lock:
             return self._mint_locked(expires_in, claude_code_only, with_refresh=True)
 
+    def add_identity_token(self, jwt: str | None = None) -> str:
+        """An identity token (a workload's JWT) the jwt-bearer grant will exchange."""
+        if jwt is None:
+            jwt = "eyJ" + _rand("", 24) + "." + _rand("", 24) + "." + _rand("", 16)
+        with self.lock:
+            self._identity_tokens.add(jwt)
+        return jwt
+
     def revoke_access_token(self, token: str) -> None:
         with self.lock:
             entry = self._access_tokens.get(token)
@@ -444,6 +456,7 @@ class FakeAnthropic:
             self.token_posts = 0
             self.invalid_grants = 0
             self.token_requests.clear()
+            self.token_headers.clear()
             self.api_requests.clear()
 
     def _record_error(self, text: str) -> None:
@@ -468,6 +481,7 @@ class FakeAnthropic:
         with self.lock:
             self.token_posts += 1
             self.token_requests.append(body if body is not None else {})
+            self.token_headers.append(dict(headers))
             fault = self.token_faults.pop(0) if self.token_faults else None
             latency = self.refresh_latency
 
@@ -485,6 +499,8 @@ class FakeAnthropic:
                 {"error": "invalid_request", "error_description": "Malformed request body"},
                 no_store,
             )
+        if body.get("grant_type") == JWT_BEARER_GRANT:
+            return self._exchange_identity_token(body, no_store)
         if body.get("grant_type") != "refresh_token":
             return _json_response(400, {"error": "unsupported_grant_type"}, no_store)
         refresh = body.get("refresh_token")
@@ -507,6 +523,19 @@ class FakeAnthropic:
         if rotate:
             out["refresh_token"] = new_refresh
         out.update({"expires_in": int(lifetime), "token_type": "Bearer", "scope": "user:inference"})
+        return _json_response(200, out, no_store)
+
+    def _exchange_identity_token(self, body: dict[str, Any], no_store: _Headers) -> _Response:
+        """RFC 7523 jwt-bearer, as workload identity federation uses it."""
+        if not body.get("federation_rule_id") or not body.get("organization_id"):
+            return _json_response(400, {"error": "invalid_request"}, no_store)
+        with self.lock:
+            if body.get("assertion") not in self._identity_tokens:
+                self.invalid_grants += 1
+                return _json_response(401, dict(INVALID_GRANT_BODY), no_store)
+            access, _ = self._mint_locked(self.access_token_lifetime, False, with_refresh=False)
+            lifetime = int(self.access_token_lifetime)
+        out = {"access_token": access, "token_type": "Bearer", "expires_in": lifetime}
         return _json_response(200, out, no_store)
 
     @staticmethod

@@ -103,6 +103,42 @@ def _rate_limited(server: FakeAnthropic, home: Path, env: dict[str, str]) -> Non
     server.api_faults.extend(Fault(429, busy, {"retry-after": "0"}) for _ in range(2))
 
 
+def _sdk_profile(server: FakeAnthropic, home: Path, env: dict[str, str]) -> None:
+    """``ant auth login``'s two files for the ``default`` profile, its host the loopback server."""
+    import json
+
+    folder = home / ".config" / "anthropic"
+    access, refresh = server.issue_tokens()
+    auth = {"type": "user_oauth", "client_id": "11111111-2222-3333-4444-555555555555"}
+    config = {"version": "1.0", "base_url": server.base_url, "authentication": auth}
+    for name, document, mode in (
+        ("configs", config, 0o644),
+        (
+            "credentials",
+            {
+                "type": "oauth_token",
+                "access_token": access,
+                "refresh_token": refresh,
+                "expires_at": int(time.time()) + 3600,
+            },
+            0o600,
+        ),
+    ):
+        path = folder / name / "default.json"
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.write_text(json.dumps(document))
+        os.chmod(path, mode)
+
+
+def _workload_identity(server: FakeAnthropic, home: Path, env: dict[str, str]) -> None:
+    """A workload's identity token file (``/var/run/secrets/…`` in Kubernetes) and its rule."""
+    token_file = home / "identity-token"
+    token_file.write_text(server.add_identity_token())
+    env["ANTHROPIC_IDENTITY_TOKEN_FILE"] = str(token_file)
+    env["ANTHROPIC_FEDERATION_RULE_ID"] = "fdrl_01example"
+    env["ANTHROPIC_ORGANIZATION_ID"] = "00000000-0000-0000-0000-000000000000"
+
+
 Setup = Callable[[FakeAnthropic, Path, dict[str, str]], None]
 SETUPS: dict[str, Setup] = {
     "api_key": _api_key,  # ANTHROPIC_API_KEY is a key the server accepts
@@ -114,6 +150,8 @@ SETUPS: dict[str, Setup] = {
     "backup_key": _backup_key,  # BACKUP_ANTHROPIC_API_KEY is a key the server accepts
     "rotating_keys": _rotating_keys,  # ANTHROPIC_API_KEY_NEW refused, ANTHROPIC_API_KEY_OLD ok
     "rate_limited": _rate_limited,  # the next two API calls answer 429
+    "sdk_profile": _sdk_profile,  # ~/.config/anthropic: a user_oauth `default` profile
+    "workload_identity": _workload_identity,  # ANTHROPIC_FEDERATION_RULE_ID and friends
 }
 
 

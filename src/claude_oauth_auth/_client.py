@@ -59,6 +59,7 @@ class _ClaudeClientMixin:
     """What ClaudeClient and AsyncClaudeClient add to their SDK base class."""
 
     auth_manager: UnifiedAuthManager
+    _credential_headers: Mapping[str, str]
     _token_cache: TokenCache | None
     _custom_auth: AccessTokenAuth | None
 
@@ -89,10 +90,23 @@ class _ClaudeClientMixin:
             "refresh_threshold": refresh_threshold,
             "client_id": client_id,
             "token_url": token_url,
+            # The SDK's profile=/config= are credential arguments (step 1 of the cascade).
+            "profile": sdk_options.pop("profile", None),
+            "config": sdk_options.pop("config", None),
+            "base_url": sdk_options.get("base_url"),
         }
         self.auth_manager, credential = _resolve(auth_manager, arguments)
+        profile_base_url = self.auth_manager.credential_base_url
+        if (
+            profile_base_url
+            and not sdk_options.get("base_url")
+            and not os.environ.get("ANTHROPIC_BASE_URL")
+        ):
+            sdk_options["base_url"] = profile_base_url  # as the SDK: a profile's host
         sdk_base: Any = super()
         sdk_base.__init__(**credential, **sdk_options)
+        if self.auth_manager.credential_headers:
+            self._credential_headers = self.auth_manager.credential_headers
         if self._token_cache is not None:
             source = _token_source(self.auth_manager, self._token_cache)
             self._custom_auth = AuthFlow(self._token_cache, self.auth_manager, source)

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import _config
 from ._config import ENV, default_auth_file
@@ -15,6 +15,9 @@ from ._errors import StoreError
 from ._tokens import TokenSet, mask
 from .stores._base import TokenStore
 from .stores._file import path_of
+
+if TYPE_CHECKING:
+    from ._profiles import SdkProfile
 
 __all__ = [
     "FALLBACK_SOURCES",
@@ -35,11 +38,14 @@ SOURCE_NAMES: tuple[str, ...] = (
     "auth_file",
     "claude_code",
     "claude_code_env",
-    "auth_token_env",
     "api_key_env",
+    "auth_token_env",
+    "anthropic_profile",
+    "workload_identity",
+    "anthropic_profile_active",
 )
 
-FALLBACK_SOURCES = ("auth_token_env", "api_key_env")
+FALLBACK_SOURCES = ("api_key_env", "auth_token_env")
 
 State = Literal["used", "available", "absent", "invalid", "not_checked"]
 Kind = Literal["oauth", "api_key", "auth_token"]
@@ -69,6 +75,7 @@ class Credential:
     path: Path | None = None
     provider: Callable[..., Any] | None = None
     store: TokenStore | None = None
+    profile: SdkProfile | None = None  # an SDK profile (``anthropic_profile*`` steps)
 
     @property
     def auth_method(self) -> str:
@@ -113,8 +120,23 @@ def check_source(name: str) -> tuple[SourceReport, Credential | None]:
         "claude_code_env": lambda: _check_env("claude_code_env", ENV.CODE_OAUTH_TOKEN, "oauth"),
         "auth_token_env": lambda: _check_env("auth_token_env", ENV.AUTH_TOKEN, "auth_token"),
         "api_key_env": lambda: _check_env("api_key_env", ENV.API_KEY, "api_key"),
+        "anthropic_profile": _sdk_step("check_profile_env"),
+        "workload_identity": _sdk_step("check_workload_identity"),
+        "anthropic_profile_active": _sdk_step("check_active_profile"),
     }
     return checks[name]()
+
+
+def _sdk_step(function: str) -> Callable[[], tuple[SourceReport, Credential | None]]:
+    """A step of the SDK's own chain (``_profiles``, imported when the step runs)."""
+
+    def check() -> tuple[SourceReport, Credential | None]:
+        from . import _profiles
+
+        step: Callable[[], tuple[SourceReport, Credential | None]] = getattr(_profiles, function)
+        return step()
+
+    return check
 
 
 def _check_auth_file_env() -> tuple[SourceReport, Credential | None]:
@@ -235,6 +257,7 @@ def explain_reports(reports: Sequence[SourceReport]) -> str:
     lines.append(
         f"To fix: set {ENV.API_KEY} (create a key at https://console.anthropic.com/), "
         "log in with Claude Code (run `claude`, then /login), "
+        "create an SDK profile for the API (run `ant auth login`), "
         f"or write OAuth tokens to {default_auth_file()} with `claude-oauth-auth save`."
     )
     return "\n".join(lines)

@@ -46,6 +46,9 @@ def get_auth_status(sources: Sequence[str] | None = None) -> dict[str, Any]:
     used = found[0][1] if found else None
     if found:
         found[0][0].state = "used"
+        from ._profiles import note_shadowed
+
+        note_shadowed(reports, found[0][1].source)
     oauth = next((credential for _report, credential in found if credential.kind == "oauth"), None)
     key = next((c for _r, c in found if c.kind != "oauth" and c.source in FALLBACK_SOURCES), None)
     tokens = oauth.tokens if oauth is not None else None
@@ -92,7 +95,7 @@ def _recommendation(
     if invalid:
         first = invalid[0]
         return f"Fix or remove {first.name}: {first.detail}"
-    if used.kind == "oauth" and key is None:
+    if used.kind == "oauth" and key is None and used.profile is None:
         return (
             "Set ANTHROPIC_API_KEY as a fallback: subscription (Pro/Max) OAuth tokens are "
             "only authorized for Claude Code, and the API may refuse them."
