@@ -299,7 +299,7 @@ def test_refresh_forces_one_post_and_prints_the_expiry_not_the_token(
     assert oauth_env.token_posts == 1
     assert saved["access_token"] != tokens[0] and saved["refresh_token"] != tokens[1]
     assert "Refreshed" in result.stdout and "auth_file" in result.stdout
-    assert "expires in 60 min" in result.stdout
+    assert "(in 60 min)" in result.stdout
     assert_no_secret(result.stdout + result.stderr, [*tokens, saved["access_token"]])
     assert stat.S_IMODE(os.stat(auth_path).st_mode) == 0o600
 

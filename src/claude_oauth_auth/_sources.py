@@ -55,6 +55,7 @@ class SourceReport:
     detail: str = ""
     path: str | None = None
     configuration_error: bool = False  # invalid because of a setting, not the stored tokens
+    fix: str | None = None  # what the store's own error says to run, when it says
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "state": self.state, "detail": self.detail, "path": self.path}
@@ -146,7 +147,8 @@ def check_store(source: str, store: TokenStore) -> tuple[SourceReport, Credentia
         version = store.version()
         tokens = store.load()
     except StoreError as error:
-        return SourceReport(source, "invalid", str(error), store.location), None
+        report = SourceReport(source, "invalid", str(error), store.location, fix=error.fix)
+        return report, None
     except (OSError, ValueError) as error:  # e.g. a path with a NUL byte
         detail = f"{store.location}: cannot be read ({error})"
         return SourceReport(source, "invalid", detail, store.location), None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -21,6 +22,7 @@ from ._commands import (
     EXIT_USAGE,
     LOGIN_FIX,
     CommandError,
+    Result,
     is_sdk_error,
 )
 from ._errors import ClaudeAuthError, StoreError, TokenFileError, TokenRefreshError
@@ -33,23 +35,36 @@ Find, check and maintain the credentials claude-oauth-auth uses to call the Clau
 
 exit codes:
   0  ok
-  1  no usable credential, the token endpoint refused the request, or bad input
+  1  no usable credential, a setting the client refuses, the API or the token endpoint
+     refused the request, or bad input
   2  usage error (including a command that needs --show or --yes to go on)
+
+--debug and --json may come before or after the command.
 """
 
 STATUS_EPILOG = """\
 examples:
-  claude-oauth-auth status          a table of every credential source and the summary
-  claude-oauth-auth status --json   the same as JSON (never a secret)
+  claude-oauth-auth status           the credential in use, every source, and what to fix
+  claude-oauth-auth status --json    the same as JSON (never a secret)
+  claude-oauth-auth status --check   also ask the API (one models list call) whether it works
 
-Exits 0 when a usable credential exists, 1 when none does.
+Offline unless --check is given. Exits 0 when a usable credential exists, 1 when none does
+or a setting makes a source unusable (a bad CLAUDE_OAUTH_TOKEN_URL, a bad
+CLAUDE_TOKEN_REFRESH_THRESHOLD, a bad "token_url" in a token file), and with --check also
+when the API refuses the credential or cannot be reached.
 """
 
 TOKEN_EPILOG = """\
 examples:
-  curl -H "Authorization: Bearer $(claude-oauth-auth token)" ...
+  curl -H "$(claude-oauth-auth token --header)" -H "anthropic-version: 2023-06-01" \
+      https://api.anthropic.com/v1/models
+  claude-oauth-auth token --header | curl -H @- ...   the same, header lines from stdin
   claude-oauth-auth token --json | jq .expires_at
   claude-oauth-auth token --show    print it on this terminal anyway
+
+--header prints the header lines a client sends for the credential: for OAuth
+"Authorization: Bearer …" and "anthropic-beta: oauth-2025-04-20"; for an API key or a
+bearer token what the SDK sends for it.
 
 Prints the credential a client would use (an OAuth access token, refreshed first when it is
 close to expiry; or the bearer token or API key in use) and nothing else. Refuses to print to
@@ -121,7 +136,10 @@ _COMMANDS = (
         "show which credential sources exist and which one is used",
         "Show every credential source, its state, and the one a client would use.",
         STATUS_EPILOG,
-        ((("--json",), "print the status as JSON"),),
+        (
+            (("--json",), "print the status as JSON"),
+            (("--check",), "also make one cheap API call (models list) with the credential"),
+        ),
     ),
     _Command(
         "token",
@@ -130,6 +148,7 @@ _COMMANDS = (
         TOKEN_EPILOG,
         (
             (("--json",), "add expiry, method and source"),
+            (("--header",), "print the HTTP header line(s) to send instead of the bare token"),
             (("--show",), "allow printing to a terminal"),
         ),
     ),
@@ -159,6 +178,9 @@ _COMMANDS = (
 )
 
 
+GLOBAL_SWITCHES = ("--debug", "--json")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="claude-oauth-auth",
@@ -167,6 +189,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("--json", action="store_true", help="JSON output (status, token, refresh)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for spec in _COMMANDS:
         command = commands.add_parser(
@@ -176,8 +199,13 @@ def _build_parser() -> argparse.ArgumentParser:
             epilog=spec.epilog,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        # A global switch given after the command must not reset one given before it.
+        command.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
         for flags, help_text in spec.switches:
-            command.add_argument(*flags, action="store_true", help=help_text)
+            default = argparse.SUPPRESS if flags[-1] in GLOBAL_SWITCHES else False
+            command.add_argument(*flags, action="store_true", default=default, help=help_text)
         if spec.store:
             command.add_argument("--store", metavar="URL", help=STORE_HELP)
     return parser
@@ -193,24 +221,106 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    try:
-        with _logging_to_stderr(debug=arguments.debug):
-            return int(COMMANDS[arguments.command](arguments))
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        # The reader went away (`... | head`): stop quietly, without a second error at exit.
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_FAILED
-    except Exception as error:
-        if arguments.debug:
-            raise
-        failure = error if isinstance(error, CommandError) else _explain(error)
+    takes_json = any(
+        "--json" in flags
+        for spec in _COMMANDS
+        if spec.name == arguments.command
+        for flags, _help in spec.switches
+    )
+    if arguments.json and not takes_json:
+        print(
+            f"claude-oauth-auth: error: --json does not apply to {arguments.command}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    console = TerminalConsole()
+    failure: CommandError | None = None
+    with _logging_to_stderr(debug=arguments.debug) as deferred:
+        try:
+            result = COMMANDS[arguments.command](arguments, console)
+        except KeyboardInterrupt:
+            return 130
+        except BrokenPipeError:
+            return _reader_went_away()
+        except Exception as error:
+            if arguments.debug:
+                raise
+            failure = error if isinstance(error, CommandError) else _explain(error)
+        # Warnings that only repeat the error (one cause, one message) are dropped.
+        deferred.flush(skip=failure.message if failure is not None else None)
+    if failure is not None:
         print(f"claude-oauth-auth: error: {failure.message}", file=sys.stderr)
         if failure.fix:
             print(f"  To fix: {failure.fix}.", file=sys.stderr)
         return failure.code
+    try:
+        _render(result, as_json=arguments.json)
+    except BrokenPipeError:
+        return _reader_went_away()
+    return result.code
+
+
+def _render(result: Result, *, as_json: bool) -> None:
+    for note in result.notes:
+        print(note, file=sys.stderr)
+    if as_json and result.document is not None:
+        print(json.dumps(result.document, indent=2))
+    elif result.text:
+        print(result.text)
+    sys.stdout.flush()
+
+
+def _reader_went_away() -> int:
+    """The reader went away (`... | head`): stop quietly, without a second error at exit."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_FAILED
+
+
+class TerminalConsole:
+    """The real terminal: notices and prompts on standard error, answers from standard input."""
+
+    def notice(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    def is_terminal(self, stream: str) -> bool:
+        try:
+            return bool(getattr(sys, stream).isatty())
+        except (AttributeError, ValueError):
+            return False
+
+    def ask(self, question: str) -> str:
+        print(question, end="", file=sys.stderr, flush=True)
+        return sys.stdin.readline()
+
+    def read_input(self, prompt: str, limit: int) -> bytes:
+        with _terminal_echo_off(prompt):
+            return sys.stdin.buffer.read(limit)
+
+
+@contextlib.contextmanager
+def _terminal_echo_off(prompt: str) -> Iterator[None]:
+    """On a terminal: stop echoing, then prompt, so pasted tokens stay out of the scrollback."""
+    try:
+        import termios
+    except ImportError:  # not POSIX
+        yield
+        return
+    try:
+        descriptor = sys.stdin.fileno()
+        saved = termios.tcgetattr(descriptor)
+    except (termios.error, OSError, ValueError, AttributeError):
+        yield  # not a terminal
+        return
+    quiet = list(saved)
+    quiet[3] &= ~termios.ECHO
+    termios.tcsetattr(descriptor, termios.TCSADRAIN, quiet)
+    print(prompt, file=sys.stderr, flush=True)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(descriptor, termios.TCSADRAIN, saved)
+        print(file=sys.stderr)
 
 
 def _explain(error: Exception) -> CommandError:
@@ -247,13 +357,29 @@ def _explain(error: Exception) -> CommandError:
 
 
 class _StderrHandler(logging.Handler):
-    """Log lines on whatever ``sys.stderr`` is when they are emitted."""
+    """Log lines on ``sys.stderr``; while ``deferring``, held until ``flush``."""
+
+    def __init__(self, level: int, *, deferring: bool = False) -> None:
+        super().__init__(level)
+        self.deferring = deferring
+        self.held: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            print(self.format(record), file=sys.stderr)
+            line = self.format(record)
+            if self.deferring:
+                self.held.append(line)
+            else:
+                print(line, file=sys.stderr)
         except Exception:
             self.handleError(record)
+
+    def flush(self, skip: str | None = None) -> None:
+        """Print what was held, except lines that only repeat ``skip``; stop deferring."""
+        held, self.held, self.deferring = self.held, [], False
+        for line in held:
+            if skip is None or skip not in line:
+                print(line, file=sys.stderr)
 
 
 class _CliFormatter(logging.Formatter):
@@ -262,22 +388,23 @@ class _CliFormatter(logging.Formatter):
 
 
 @contextlib.contextmanager
-def _logging_to_stderr(*, debug: bool) -> Iterator[None]:
+def _logging_to_stderr(*, debug: bool) -> Iterator[_StderrHandler]:
     """Show our warnings (every debug line with --debug) while a command runs, then undo it.
 
-    When the caller has configured logging already (``main`` run in-process), only --debug
-    adds a handler; nothing is left behind either way.
+    Warnings are held until the command ends, so one that only repeats the final error is
+    not printed twice. When the caller has configured logging already (``main`` run
+    in-process), only --debug adds a handler; nothing is left behind either way.
     """
     root = logging.getLogger()
     if debug:
-        handler: logging.Handler = _StderrHandler(logging.DEBUG)
+        handler = _StderrHandler(logging.DEBUG)
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         target, level = root, logging.DEBUG
     elif root.handlers or logging.getLogger("claude_oauth_auth").handlers:
-        yield
+        yield _StderrHandler(logging.WARNING)  # not attached: nothing to hold
         return
     else:
-        handler = _StderrHandler(logging.WARNING)
+        handler = _StderrHandler(logging.WARNING, deferring=True)
         handler.setFormatter(_CliFormatter())
         target, level = logging.getLogger("claude_oauth_auth"), logging.NOTSET
     saved_level = target.level
@@ -285,7 +412,8 @@ def _logging_to_stderr(*, debug: bool) -> Iterator[None]:
     if level != logging.NOTSET:
         target.setLevel(level)
     try:
-        yield
+        yield handler
     finally:
         target.removeHandler(handler)
         target.setLevel(saved_level)
+        handler.flush()
