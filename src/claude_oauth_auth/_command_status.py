@@ -26,26 +26,31 @@ def run_status(arguments: argparse.Namespace, console: Console) -> Result:
     code = EXIT_OK
     if status["source"] is None or status["configuration_errors"]:
         code = EXIT_FAILED
+    text = _status_text(status)  # before the check: times shown as of the offline look
     if getattr(arguments, "check", False):
-        status["check"] = _check(status)
-        if status["check"]["result"] != "ok":
+        status["check"] = check = _check(status)
+        if check["result"] != "ok":
             code = EXIT_FAILED
-    return Result(_status_text(status), status, code)
+        text += "\n" + _check_line(check)
+        if check.get("fix"):
+            text += f"\nTo fix: {check['fix']}."
+    return Result(text, status, code)
 
 
 def _check(status: dict[str, Any]) -> dict[str, Any]:
     if status["source"] is None:
-        return {"result": "skipped", "reason": "no usable credential was found", "source": None}
+        reason = "no usable credential was found"
+        return {"result": "skipped", "reason": reason, "fix": None, "source": None}
     from ._status_check import check_online
 
-    return check_online()
+    check = check_online()
+    check["source"] = check["source"] or status["source"]
+    return check
 
 
 def _status_text(status: dict[str, Any]) -> str:
     lines = _credential_lines(status)
     lines += ["", *_source_table(status["sources"]), "", status["summary"]]
-    if status.get("check") is not None:
-        lines.append(_check_line(status["check"]))
     if status["fix"]:
         lines.append(f"To fix: {status['fix']}.")
     elif status["recommendation"]:

@@ -17,6 +17,7 @@ __all__ = ["CHECK_TIMEOUT_SECONDS", "check_online"]
 
 CHECK_TIMEOUT_SECONDS = 10.0
 REASON_LIMIT = 300
+ADVICE_MARK = " [claude-oauth-auth: "
 
 
 def check_online(timeout: float = CHECK_TIMEOUT_SECONDS) -> dict[str, Any]:
@@ -31,27 +32,28 @@ def check_online(timeout: float = CHECK_TIMEOUT_SECONDS) -> dict[str, Any]:
     from ._client import ClaudeClient
 
     started = time.monotonic()
-    outcome: dict[str, Any] = {"result": "ok", "reason": None, "source": None, "fallback": None}
+    outcome: dict[str, Any] = {"result": "ok", "reason": None, "fix": None, "source": None}
+    outcome["fallback"] = None
     client: ClaudeClient | None = None
     try:
         client = ClaudeClient(max_retries=0, timeout=timeout)
         outcome["api_base_url"] = str(client.base_url).rstrip("/")
         client.models.list(limit=1)
     except anthropic.APIStatusError as error:
-        temporary = error.status_code == 429 or error.status_code >= 500
-        outcome["result"] = "unreachable" if temporary else "refused"
-        outcome["reason"] = f"HTTP {error.status_code}: {_api_reason(error)}"
+        reason, outcome["fix"] = _split_advice(error.message)
+        if getattr(error, "token_url", None) is not None:  # the token endpoint said no
+            outcome["result"], outcome["reason"] = "refused", reason
+        else:
+            temporary = error.status_code == 429 or error.status_code >= 500
+            outcome["result"] = "unreachable" if temporary else "refused"
+            outcome["reason"] = f"HTTP {error.status_code}: {_api_reason(error)}"
     except anthropic.APIConnectionError as error:
         cause = error.__cause__ or error.__context__
         outcome["result"] = "unreachable"
         outcome["reason"] = _clean(str(cause) if cause is not None else str(error))
-        if isinstance(cause, TokenRefreshError):
-            outcome["reason"] = _clean(str(cause))
     except TokenRefreshError as error:  # the token endpoint could not be reached
         outcome["result"], outcome["reason"] = "unreachable", _clean(str(error))
-    except (ClaudeAuthError, anthropic.AuthenticationError) as error:
-        outcome["result"], outcome["reason"] = "refused", _clean(str(error))
-    except ValueError as error:  # a setting the client refuses
+    except (ClaudeAuthError, ValueError) as error:  # a store or a setting the client refuses
         outcome["result"], outcome["reason"] = "refused", _clean(str(error))
     if client is not None:
         auth = client.auth_manager
@@ -61,8 +63,30 @@ def check_online(timeout: float = CHECK_TIMEOUT_SECONDS) -> dict[str, Any]:
                 f"OAuth from {auth.credential.source} failed ({auth.fallback_reason.rstrip('.')}); "
                 f"the client fell back to {auth.source}"
             )
+        if outcome["result"] != "ok" and outcome["fix"] is None:
+            outcome["fix"] = _default_fix(outcome["result"], auth.active_credential.kind)
     outcome["seconds"] = round(time.monotonic() - started, 3)
     return outcome
+
+
+def _split_advice(message: str) -> tuple[str, str | None]:
+    """Our errors end in `` [claude-oauth-auth: what to do]``: the reason, then the fix."""
+    reason, _, advice = message.partition(ADVICE_MARK)
+    fix = advice.strip().rstrip("]").strip().rstrip(".") or None
+    return _clean(reason), fix
+
+
+def _default_fix(result: str, kind: str) -> str:
+    if result == "unreachable":
+        return "check the network connection and the API base URL, then try again"
+    if kind == "api_key":
+        return "set ANTHROPIC_API_KEY to a valid key (create one at https://console.anthropic.com/)"
+    if kind == "auth_token":
+        return "set ANTHROPIC_AUTH_TOKEN to a valid token, or unset it"
+    return (
+        "log in again with Claude Code (run `claude`, then /login) or store new tokens with "
+        "`claude-oauth-auth save`"
+    )
 
 
 def _api_reason(error: Any) -> str:
