@@ -73,7 +73,9 @@ def check_of(result: Checked) -> dict[str, Any]:
     return check
 
 
-def test_ok_for_a_working_api_key(oauth_env: FakeAnthropic, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ok_for_a_working_api_key(
+    oauth_env: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
     key = oauth_env.add_api_key()
     monkeypatch.setenv("ANTHROPIC_API_KEY", key)
     result = status("--check", "--json")

@@ -326,9 +326,14 @@ def _terminal_echo_off(prompt: str) -> Iterator[None]:
 def _explain(error: Exception) -> CommandError:
     """Turn a library error into one sentence and a fix (never a traceback)."""
     if is_sdk_error(error, "NoCredentialsError"):
+        from ._status import get_auth_status
+
+        fix = get_auth_status()["fix"]  # names the broken source in the way, if there is one
         return CommandError(
             "no usable Claude credentials were found",
-            "run `claude-oauth-auth status` to see what each source holds, then set "
+            f"{fix}; `claude-oauth-auth status` shows every source"
+            if fix and " is broken;" in fix
+            else "run `claude-oauth-auth status` to see what each source holds, then set "
             "ANTHROPIC_API_KEY, log in with Claude Code, or run `claude-oauth-auth save`",
         )
     if is_sdk_error(error, "OAuthRefreshError"):
