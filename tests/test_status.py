@@ -171,6 +171,7 @@ def test_claude_code_login_shows_expiry_scopes_plan_and_urls(home: Path) -> None
     assert f"location:     {path}" in text
     assert_no_secret(text + result.stderr)
     code, status, _ = status_json()
+    assert code == 0
     credential = status["credential"]
     assert isinstance(credential, dict)
     assert credential["kind"] == "oauth" and credential["source"] == "claude_code"
