@@ -103,6 +103,8 @@ def test_cli_status_without_credentials_exits_1_and_explains() -> None:
     assert result.returncode == 1
     assert "api_key_env" in result.stdout and "No usable" in result.stdout
     assert "Traceback" not in result.stderr
+    last = result.stdout.rstrip().splitlines()[-1]
+    assert last.startswith("To fix: set ANTHROPIC_API_KEY") and not last.endswith("..")
 
 
 def test_cli_status_json_with_a_key(monkeypatch: pytest.MonkeyPatch) -> None:

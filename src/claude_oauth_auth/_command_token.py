@@ -57,17 +57,21 @@ def run_token(arguments: argparse.Namespace, console: Console) -> Result:
 def headers_for(credential: Credential, token: str) -> list[tuple[str, str]]:
     """The authentication headers the SDK client sends for this credential, in its spelling.
 
-    OAuth: a bearer token and the OAuth beta flag; an API key or a static bearer token: what
-    ``anthropic.Anthropic(api_key=…)`` or ``(auth_token=…)`` puts in ``auth_headers``.
+    OAuth: a bearer token and the OAuth beta flag (what the client's auth flow adds to each
+    request); an API key or a static bearer token: the ``auth_headers`` of a client built with
+    ``api_key=`` or ``auth_token=``, so the spelling is always the installed SDK's.
     """
     if credential.kind == "oauth":
         from ._flow import OAUTH_BETA
 
         return [("Authorization", f"Bearer {token}"), ("anthropic-beta", OAUTH_BETA)]
-    import anthropic
+    from ._client import ClaudeClient
 
-    option = "api_key" if credential.kind == "api_key" else "auth_token"
-    client = anthropic.Anthropic(**{option: token}, base_url="http://127.0.0.1")  # type: ignore[arg-type]
+    local = "http://127.0.0.1"  # no request is made
+    if credential.kind == "api_key":
+        client = ClaudeClient(api_key=token, base_url=local)
+    else:
+        client = ClaudeClient(auth_token=token, base_url=local)
     return list(client.auth_headers.items())
 
 

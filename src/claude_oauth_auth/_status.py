@@ -191,7 +191,7 @@ def _fix_line(used: Credential | None, blocking: SourceReport | None) -> str | N
     if blocking is not None:
         return f"{blocking.name} is broken; {_fix_for(blocking)}"
     if used is None:
-        return explain_reports([]).split("\n")[-1].removeprefix("To fix: ")
+        return explain_reports([]).split("\n")[-1].removeprefix("To fix: ").rstrip(".")
     return None
 
 

@@ -25,6 +25,7 @@ from ._commands import (
     Result,
     is_sdk_error,
 )
+from ._console import TerminalConsole
 from ._errors import ClaudeAuthError, StoreError, TokenFileError, TokenRefreshError
 
 __all__ = ["main"]
@@ -128,6 +129,9 @@ class _Command(NamedTuple):
     epilog: str
     switches: tuple[tuple[tuple[str, ...], str], ...]  # on/off options: (flags, help)
     store: bool = False  # whether it takes --store URL (after the switches)
+    # Hold warnings until the command ends, to drop one that repeats the final error; a
+    # long-running command sets this False to show them as they happen.
+    hold_warnings: bool = True
 
 
 _COMMANDS = (
@@ -221,13 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    takes_json = any(
-        "--json" in flags
-        for spec in _COMMANDS
-        if spec.name == arguments.command
-        for flags, _help in spec.switches
-    )
-    if arguments.json and not takes_json:
+    spec = next(spec for spec in _COMMANDS if spec.name == arguments.command)
+    if arguments.json and not any("--json" in flags for flags, _help in spec.switches):
         print(
             f"claude-oauth-auth: error: --json does not apply to {arguments.command}",
             file=sys.stderr,
@@ -235,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     console = TerminalConsole()
     failure: CommandError | None = None
-    with _logging_to_stderr(debug=arguments.debug) as deferred:
+    with _logging_to_stderr(debug=arguments.debug, hold=spec.hold_warnings) as deferred:
         try:
             result = COMMANDS[arguments.command](arguments, console)
         except KeyboardInterrupt:
@@ -275,52 +274,6 @@ def _reader_went_away() -> int:
     with contextlib.suppress(OSError):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_FAILED
-
-
-class TerminalConsole:
-    """The real terminal: notices and prompts on standard error, answers from standard input."""
-
-    def notice(self, message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    def is_terminal(self, stream: str) -> bool:
-        try:
-            return bool(getattr(sys, stream).isatty())
-        except (AttributeError, ValueError):
-            return False
-
-    def ask(self, question: str) -> str:
-        print(question, end="", file=sys.stderr, flush=True)
-        return sys.stdin.readline()
-
-    def read_input(self, prompt: str, limit: int) -> bytes:
-        with _terminal_echo_off(prompt):
-            return sys.stdin.buffer.read(limit)
-
-
-@contextlib.contextmanager
-def _terminal_echo_off(prompt: str) -> Iterator[None]:
-    """On a terminal: stop echoing, then prompt, so pasted tokens stay out of the scrollback."""
-    try:
-        import termios
-    except ImportError:  # not POSIX
-        yield
-        return
-    try:
-        descriptor = sys.stdin.fileno()
-        saved = termios.tcgetattr(descriptor)
-    except (termios.error, OSError, ValueError, AttributeError):
-        yield  # not a terminal
-        return
-    quiet = list(saved)
-    quiet[3] &= ~termios.ECHO
-    termios.tcsetattr(descriptor, termios.TCSADRAIN, quiet)
-    print(prompt, file=sys.stderr, flush=True)
-    try:
-        yield
-    finally:
-        termios.tcsetattr(descriptor, termios.TCSADRAIN, saved)
-        print(file=sys.stderr)
 
 
 def _explain(error: Exception) -> CommandError:
@@ -393,7 +346,7 @@ class _CliFormatter(logging.Formatter):
 
 
 @contextlib.contextmanager
-def _logging_to_stderr(*, debug: bool) -> Iterator[_StderrHandler]:
+def _logging_to_stderr(*, debug: bool, hold: bool = True) -> Iterator[_StderrHandler]:
     """Show our warnings (every debug line with --debug) while a command runs, then undo it.
 
     Warnings are held until the command ends, so one that only repeats the final error is
@@ -409,7 +362,7 @@ def _logging_to_stderr(*, debug: bool) -> Iterator[_StderrHandler]:
         yield _StderrHandler(logging.WARNING)  # not attached: nothing to hold
         return
     else:
-        handler = _StderrHandler(logging.WARNING, deferring=True)
+        handler = _StderrHandler(logging.WARNING, deferring=hold)
         handler.setFormatter(_CliFormatter())
         target, level = logging.getLogger("claude_oauth_auth"), logging.NOTSET
     saved_level = target.level
