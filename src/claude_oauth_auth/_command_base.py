@@ -40,13 +40,15 @@ class Result:
     """What a command did: the exit code, text for people, and the document ``--json`` prints.
 
     ``text`` is printed as it is on standard output (nothing when empty); ``notes`` go to
-    standard error, one per line.
+    standard error, one per line; a logged warning that repeats one of ``covered`` (a reason
+    the result already gives) is not printed.
     """
 
     text: str = ""
     document: dict[str, Any] | None = None
     code: int = EXIT_OK
     notes: tuple[str, ...] = ()
+    covered: tuple[str, ...] = ()
 
 
 class Console(Protocol):

@@ -34,6 +34,8 @@ def run_status(arguments: argparse.Namespace, console: Console) -> Result:
         text += "\n" + _check_line(check)
         if check.get("fix"):
             text += f"\nTo fix: {check['fix']}."
+        covered = tuple(str(check[key]) for key in ("reason", "fallback") if check.get(key))
+        return Result(text, status, code, covered=covered)
     return Result(text, status, code)
 
 

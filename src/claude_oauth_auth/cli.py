@@ -245,8 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if arguments.debug:
                 raise
             failure = error if isinstance(error, CommandError) else _explain(error)
-        # Warnings that only repeat the error (one cause, one message) are dropped.
-        deferred.flush(skip=failure.message if failure is not None else None)
+        # Warnings that only repeat the error or the result (one cause, one message) are dropped.
+        deferred.flush(skip=(failure.message,) if failure is not None else result.covered)
     if failure is not None:
         print(f"claude-oauth-auth: error: {failure.message}", file=sys.stderr)
         if failure.fix:
@@ -332,12 +332,18 @@ class _StderrHandler(logging.Handler):
         except Exception:
             self.handleError(record)
 
-    def flush(self, skip: str | None = None) -> None:
-        """Print what was held, except lines that only repeat ``skip``; stop deferring."""
+    def flush(self, skip: Sequence[str] = ()) -> None:
+        """Print what was held, except lines that repeat one of ``skip``; stop deferring."""
         held, self.held, self.deferring = self.held, [], False
         for line in held:
-            if skip is None or skip not in line:
+            if not any(_repeats(line, text) for text in skip if text):
                 print(line, file=sys.stderr)
+
+
+def _repeats(line: str, text: str) -> bool:
+    """Whether a warning line says ``text``, or its cause (after the last ": ") is in it."""
+    cause = line.rsplit(": ", 1)[-1]
+    return text in line or (len(cause) >= 20 and cause in text)
 
 
 class _CliFormatter(logging.Formatter):
