@@ -30,7 +30,6 @@ ENV_OF_SOURCE = {
     "auth_token_env": ENV.AUTH_TOKEN,
     "api_key_env": ENV.API_KEY,
 }
-KIND_LABELS = {"oauth": "OAuth token", "api_key": "API key", "auth_token": "bearer token"}
 
 
 def get_auth_status(sources: Sequence[str] | None = None) -> dict[str, Any]:
