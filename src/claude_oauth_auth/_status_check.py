@@ -28,6 +28,7 @@ def check_online(timeout: float = CHECK_TIMEOUT_SECONDS) -> dict[str, Any]:
     ``api_base_url`` and ``seconds``.
     """
     import anthropic
+    import anthropic.resources.models  # loaded before the clock starts: it times the check
 
     from ._client import ClaudeClient
 
