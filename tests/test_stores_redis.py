@@ -331,8 +331,10 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 def test_redis_is_imported_only_on_first_use(redis_server: RedisServer) -> None:
     result = run_python(f"""
         import sys
-        import claude_oauth_auth.stores
-        from claude_oauth_auth.stores._redis import RedisStore
+        import claude_oauth_auth, claude_oauth_auth.stores
+        assert "redis" not in sys.modules and "anthropic" not in sys.modules
+        from claude_oauth_auth.stores import RedisStore
+        assert RedisStore.__module__ == "claude_oauth_auth.stores._redis"
         store = RedisStore({redis_server.url!r})
         print(store.location, repr(store))
         assert "redis" not in sys.modules, "imported before first use"

@@ -15,12 +15,14 @@ if _typing.TYPE_CHECKING:
     from ._claude_code import ClaudeCodeStore
     from ._file import FileStore
     from ._keyring import KeyringStore
+    from ._redis import RedisStore
     from ._url import store_from_url
 
 __all__ = [
     "ClaudeCodeStore",
     "FileStore",
     "KeyringStore",
+    "RedisStore",
     "StoreConflict",
     "StoreError",
     "TokenSet",
@@ -36,6 +38,7 @@ _LAZY = {
     "ClaudeCodeStore": "claude_oauth_auth.stores._claude_code",
     "FileStore": "claude_oauth_auth.stores._file",
     "KeyringStore": "claude_oauth_auth.stores._keyring",
+    "RedisStore": "claude_oauth_auth.stores._redis",
     "store_from_url": "claude_oauth_auth.stores._url",
 }
 

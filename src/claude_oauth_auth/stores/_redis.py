@@ -1,9 +1,10 @@
 """RedisStore: one token set shared by a fleet of workers, refreshed by exactly one of them.
 
 The tokens live in one Redis hash: ``tokens`` (our JSON shape) and ``version`` (an integer
-bumped by every save). A save is one Lua script, so the compare-and-set is atomic on the
-server. The lock is a Redis lease (``<key>:lock``) that a daemon thread renews while it is
-held, so it outlives a slow refresh; a holder that dies frees it when the lease runs out.
+bumped by every save); ``delete()`` leaves only a ``deleted`` mark, so a logout is told apart
+from lost data. A save is one Lua script, so the compare-and-set is atomic on the server.
+The lock is a Redis lease (``<key>:lock``) that a daemon thread renews while it is held, so
+it outlives a slow refresh; a holder that dies frees it when the lease runs out.
 
 ``redis`` is imported on first use, never when this module is imported.
 """
@@ -54,6 +55,15 @@ else
   redis.call('HSET', KEYS[1], 'version', now[1] .. string.format('%06d', tonumber(now[2])))
 end
 redis.call('HSET', KEYS[1], 'tokens', ARGV[2])
+redis.call('HDEL', KEYS[1], 'deleted')
+return 1
+"""
+
+# delete() leaves only a 'deleted' field behind: the store reads as empty, yet a worker that
+# still holds the login can tell a logout (or a move) from Redis losing its data.
+_DELETE_SCRIPT = """
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'deleted', '1')
 return 1
 """
 
@@ -175,9 +185,17 @@ class RedisStore:
             self._release(lease)
 
     def delete(self) -> None:
+        """Remove the login, marking it deleted on purpose (see ``may_restore``)."""
         client = self._redis()
         with self._translate():
-            client.delete(self.key)
+            client.eval(_DELETE_SCRIPT, 1, self.key)
+
+    def may_restore(self) -> bool:
+        """True when the key is gone without a ``delete()`` (FLUSHALL, a restart without
+        persistence): a worker that still holds the login may write it back."""
+        client = self._redis()
+        with self._translate():
+            return not client.exists(self.key)
 
     # ----- Redis --------------------------------------------------------------------------
 
