@@ -76,7 +76,7 @@ def run_keep_fresh(arguments: argparse.Namespace) -> int:
 
 
 def _say(line: str) -> None:
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     print(f"{stamp} {line}", flush=True)
 
 
