@@ -296,6 +296,29 @@ def test_redis_stopped_then_back(redis_server: RedisServer) -> None:
     assert same_tokens(store.load(), token_set(2))
 
 
+def test_the_acl_user_in_the_fleets_docs_is_enough_and_confined(
+    redis_server: RedisServer,
+) -> None:
+    """docs/fleets.md's ACL line: the whole store contract works, another key is refused."""
+    from pathlib import Path
+
+    docs = (Path(__file__).parent.parent / "docs" / "fleets.md").read_text()
+    line = next(text.strip() for text in docs.splitlines() if "ACL SETUSER" in text)
+    _, _, user, *rules = line.split()
+    rules = [">acl-user-pw" if rule == ">PASSWORD" else rule for rule in rules]
+    redis_server.client().execute_command("ACL", "SETUSER", user, *rules)
+    url = f"redis://{user}:acl-user-pw@127.0.0.1:{redis_server.port}/0"
+    check_round_trip_and_compare_and_set(lambda: RedisStore(url, lease_seconds=0.6))
+    store = RedisStore(url, lease_seconds=0.6)
+    with store.lock(timeout=1):
+        time.sleep(0.5)  # renewed at least once
+    store.save(token_set(1), expected_version=None)
+    store.delete()
+    assert not store.may_restore()
+    with pytest.raises(StoreError, match="may not run this command or use this key"):
+        RedisStore(url, key="another-app:secret").load()
+
+
 # ----- construction --------------------------------------------------------------------------
 
 

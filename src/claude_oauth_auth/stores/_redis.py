@@ -18,11 +18,17 @@ import threading
 from collections.abc import Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from .._errors import StoreConflict, StoreError
 from .._tokens import TokenFormatError, TokenSet, parse_token_document, render_token_document
 from ._base import DEFAULT_LOCK_TIMEOUT, Version
+from ._redis_text import (
+    address_of,
+    address_of_url,
+    failure_reason,
+    refusal_reason,
+    unreachable_reason,
+)
 
 if TYPE_CHECKING:
     import redis
@@ -101,7 +107,7 @@ class RedisStore:
         self.lease_seconds = float(lease_seconds)
         self._url = url
         self._client = client
-        self._address = _address_of_url(url, key) if url is not None else _address_of(client)
+        self._address = address_of_url(url, key) if url is not None else address_of(client)
         self._setup = threading.Lock()
         self._save_script: Any = None
 
@@ -176,7 +182,7 @@ class RedisStore:
                 "it is released when that worker's refresh ends, "
                 f"or within {self.lease_seconds:g} s if that worker died",
             )
-        renewer = _LeaseRenewer(lease, self.lease_seconds, self.location)
+        renewer = _LeaseRenewer(lease, self.lease_seconds, self.location, self.key)
         renewer.start()
         try:
             yield
@@ -239,10 +245,10 @@ class RedisStore:
         try:
             yield
         except (exceptions.ConnectionError, exceptions.TimeoutError, OSError) as error:
-            reason = _unreachable_reason(error)
+            reason = unreachable_reason(error)
             raise StoreError(self.location, f"cannot reach Redis ({reason})", _REACH_FIX) from None
         except exceptions.ResponseError as error:
-            raise StoreError(self.location, _refusal_reason(error, self.key), _REACH_FIX) from None
+            raise StoreError(self.location, refusal_reason(error, self.key), _REACH_FIX) from None
         except exceptions.RedisError as error:
             raise StoreError(
                 self.location, f"Redis failed ({type(error).__name__})", _REACH_FIX
@@ -266,7 +272,7 @@ class RedisStore:
             log.warning(
                 "%s: could not release the refresh lease (%s); it frees itself within %g s",
                 self.location,
-                _unreachable_reason(error),
+                failure_reason(error, self.key),
                 self.lease_seconds,
             )
 
@@ -277,8 +283,9 @@ class RedisStore:
 class _LeaseRenewer:
     """A daemon thread that pushes a held lease's expiry back every ``lease / 3`` seconds."""
 
-    def __init__(self, lease: Lock, lease_seconds: float, location: str) -> None:
+    def __init__(self, lease: Lock, lease_seconds: float, location: str, key: str) -> None:
         self._lease = lease
+        self._key = key
         self._interval = lease_seconds / 3
         self._lease_seconds = lease_seconds
         self._location = location
@@ -313,91 +320,5 @@ class _LeaseRenewer:
                     log.warning(
                         "%s: could not renew the refresh lease (%s); trying again",
                         self._location,
-                        _unreachable_reason(error),
+                        failure_reason(error, self._key),
                     )
-
-
-# ----- secret-free descriptions ---------------------------------------------------------------
-
-
-def _address_of_url(url: str, key: str) -> str:
-    """``redis://host:port/db`` from a URL, leaving out user, password and query."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = parts.hostname or "localhost"
-    if scheme not in ("redis", "rediss"):
-        raise StoreError(
-            f"{scheme or '?'}://{host} key={key}",
-            "not a Redis URL",
-            "use redis://[:password@]host[:port][/db], or rediss:// for TLS",
-        )
-    try:
-        port = parts.port or 6379
-    except ValueError:
-        raise StoreError(
-            f"{scheme}://{host} key={key}", "the Redis URL has an invalid port"
-        ) from None
-    db_text = (parse_qs(parts.query).get("db") or [unquote(parts.path).replace("/", "") or "0"])[0]
-    try:
-        db = int(db_text)
-    except ValueError:
-        raise StoreError(
-            f"{scheme}://{_host_port(host, port)} key={key}",
-            "the Redis database in the URL must be a number",
-        ) from None
-    return f"{scheme}://{_host_port(host, port)}/{db}"
-
-
-def _address_of(client: Any) -> str:
-    """The same description for a ready client, from its connection pool's settings."""
-    pool = getattr(client, "connection_pool", None)
-    settings: dict[str, Any] = dict(getattr(pool, "connection_kwargs", None) or {})
-    connection_class = getattr(pool, "connection_class", None)
-    db = settings.get("db", 0)
-    if settings.get("path"):
-        return f"unix://{settings['path']}?db={db}"
-    scheme = "rediss" if "SSL" in getattr(connection_class, "__name__", "") else "redis"
-    host = str(settings.get("host", "localhost"))
-    return f"{scheme}://{_host_port(host, settings.get('port', 6379))}/{db}"
-
-
-def _host_port(host: str, port: object) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _unreachable_reason(error: BaseException) -> str:
-    """A short cause for a connection failure, never redis-py's text (it names the server)."""
-    name = type(error).__name__
-    text = str(error).lower()
-    if name in ("AuthenticationError", "AuthorizationError") or "auth" in text:
-        return "authentication failed"
-    if name == "BusyLoadingError":
-        return "Redis is still loading its data"
-    if "timeout" in name.lower() or "timed out" in text:
-        return "timed out"
-    if "refused" in text:
-        return "connection refused"
-    if any(
-        word in text for word in ("name or service", "nodename", "getaddrinfo", "name resolution")
-    ):
-        return "host not found"
-    if "ssl" in text or "certificate" in text:
-        return "TLS handshake failed"
-    if "closed" in text or "reset" in text:
-        return "connection closed by the server"
-    return "connection failed"
-
-
-def _refusal_reason(error: BaseException, key: str) -> str:
-    """What the server refused, from its error code only."""
-    words = str(error).split()
-    code = words[0] if words and words[0].isupper() else ""
-    reasons = {
-        "NOAUTH": "Redis needs a password: put it in the URL",
-        "WRONGPASS": "Redis refused the user name or password",
-        "NOPERM": "the Redis user may not run this command or use this key",
-        "WRONGTYPE": f"the Redis key {key} holds another kind of value",
-        "READONLY": "the Redis server is a read-only replica",
-        "OOM": "Redis is out of memory",
-    }
-    return reasons.get(code, f"Redis refused the command ({code or type(error).__name__})")
