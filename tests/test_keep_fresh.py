@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import redis_server as redis_helper
 from fakeapi import FakeAnthropic
 from redis_server import RedisServer
 from test_fleet import login_survives, run_fleet, seed
@@ -149,17 +150,43 @@ def test_keep_fresh_with_nothing_to_keep_and_bad_options(redis_server: RedisServ
     assert code == 2 and "--jitter" in stderr
 
 
-def test_sigterm_while_waiting_stops_at_once(
-    redis_server: RedisServer, oauth_env: FakeAnthropic
+def test_sigterm_while_waiting_stops_at_once_and_no_password_shows(
+    oauth_env: FakeAnthropic,
 ) -> None:
-    seed(redis_server.url, oauth_env, expires_in=3600)
-    sidecar = Sidecar("--store", redis_server.url, "--ahead", "600", "--jitter", "60")
-    deadline = time.monotonic() + 30
-    while not sidecar.lines and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert sidecar.lines and "keeping the OAuth login" in sidecar.lines[0]
-    stopped = time.monotonic()
-    code, _ = sidecar.stop()
+    password = "sidecar-redis-password-" + "z" * 16
+    with redis_helper.redis_server(password=password) as protected:
+        seed(protected.url, oauth_env, expires_in=3600)
+        sidecar = Sidecar("--store", protected.url, "--ahead", "600", "--jitter", "60")
+        deadline = time.monotonic() + 30
+        while not sidecar.lines and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sidecar.lines and "keeping the OAuth login" in sidecar.lines[0]
+        assert f"redis://127.0.0.1:{protected.port}/0 key=" in sidecar.lines[0]
+        stopped = time.monotonic()
+        code, stderr = sidecar.stop()
     assert code == 0 and time.monotonic() - stopped < 5
     assert sidecar.lines[-1].endswith("stopped after 0 refresh(es)")
     assert oauth_env.token_posts == 0
+    assert password not in "\n".join(sidecar.lines) + stderr
+
+
+def test_a_sidecar_started_before_redis_waits_for_it(
+    oauth_env: FakeAnthropic, tmp_path: Path
+) -> None:
+    server = redis_helper.RedisServer(redis_helper.require_redis_server(), tmp_path)
+    sidecar = Sidecar("--store", server.url, "--ahead", "600", "--jitter", "60")
+    try:
+        deadline = time.monotonic() + 30
+        while not sidecar.lines and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sidecar.lines and "cannot reach Redis (connection refused)" in sidecar.lines[0]
+        server.start()
+        seed(server.url, oauth_env, expires_in=3600)
+        while not any("keeping" in line for line in sidecar.lines):
+            assert time.monotonic() < deadline, sidecar.lines
+            time.sleep(0.05)
+        code, _ = sidecar.stop()
+        assert code == 0
+    finally:
+        sidecar.stop()
+        server.stop()

@@ -115,10 +115,10 @@ class KeepFresh:
 
     def run(self, stop: threading.Event) -> int:
         """Until ``stop`` is set: exit 0; on a dead login: exit 1."""
-        try:
-            manager = self._manager()
-        except TokenFileError as error:
-            raise CommandError(f"{error.path} {error.reason}", LOGIN_FIX) from None
+        manager = self._first_manager(stop)
+        if manager is None:
+            self.say("keep-fresh: stopped before the store could be read")
+            return EXIT_OK
         self.say(
             f"keep-fresh: keeping the OAuth login in {self.store.location} fresh, refreshing "
             f"{self.ahead - self.jitter:g} to {self.ahead:g} s before it expires"
@@ -151,6 +151,21 @@ class KeepFresh:
             wake = self._next_wake(manager)
         self.say(f"keep-fresh: stopped after {self.refreshes} refresh(es)")
         return EXIT_OK
+
+    def _first_manager(self, stop: threading.Event) -> OAuthTokenManager | None:
+        """The manager, once the store answers (a sidecar may start before Redis does)."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                return self._manager()
+            except TokenFileError as error:
+                raise CommandError(f"{error.path} {error.reason}", LOGIN_FIX) from None
+            except StoreError as error:
+                failures += 1
+                retry = min(MAX_RETRY_SECONDS, 2.0**failures)
+                self.say(f"keep-fresh: warning: {error}; trying again in {retry:g} s")
+                stop.wait(retry)
+        return None
 
     def _manager(self) -> OAuthTokenManager:
         from ._manager import OAuthTokenManager, _default_grant
