@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -37,6 +38,7 @@ class Sidecar:
             env=dict(os.environ),
         )
         self.lines: list[str] = []
+        self._result: tuple[int, str] | None = None
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -56,14 +58,20 @@ class Sidecar:
         return self.finish()
 
     def finish(self, timeout: float = 30) -> tuple[int, str]:
+        if self._result is not None:
+            return self._result
         try:
-            _, stderr = self.process.communicate(timeout=timeout)
+            self.process.wait(timeout)  # standard output is read by the reader thread only
         finally:
             if self.process.poll() is None:
                 self.process.kill()
                 self.process.wait()
         self._reader.join(5)
-        return self.process.returncode, stderr
+        assert self.process.stderr is not None
+        stderr = self.process.stderr.read()
+        self.process.stderr.close()
+        self._result = (self.process.returncode, stderr)
+        return self._result
 
 
 def test_keep_fresh_spares_a_64_worker_fleet_every_refresh(
@@ -134,7 +142,7 @@ def test_keep_fresh_exits_1_on_a_dead_login(
     sidecar = Sidecar("--store", redis_server.url, "--ahead", "60", "--jitter", "1")
     code, stderr = sidecar.finish()
     assert code == 1, (sidecar.lines, stderr)
-    assert "the login is dead" in sidecar.lines[-1]
+    assert "the login is dead" in sidecar.lines[-1], stderr
     assert "invalid_grant" in sidecar.lines[-1] or "refused" in sidecar.lines[-1]
     assert oauth_env.token_posts >= 1
 
@@ -190,3 +198,34 @@ def test_a_sidecar_started_before_redis_waits_for_it(
     finally:
         sidecar.stop()
         server.stop()
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_sidecar_writes_back_a_login_redis_lost_and_stops_on_a_logout(
+    redis_server: RedisServer, oauth_env: FakeAnthropic
+) -> None:
+    seed(redis_server.url, oauth_env, expires_in=3600)
+    store = RedisStore(redis_server.url)
+    sidecar = Sidecar(
+        "--store", redis_server.url, "--ahead", "600", "--jitter", "0", "--check-every", "0.2"
+    )
+    try:
+        wait_for(lambda: bool(sidecar.lines))
+        redis_server.flushall()
+        wait_for(lambda: sidecar.refreshes == 1)
+        assert login_survives(redis_server.url, oauth_env)  # back in Redis, and renewed
+        assert oauth_env.token_posts == 1 and oauth_env.invalid_grants == 0
+        store.delete()  # `claude-oauth-auth logout --store URL`: on purpose
+        code, stderr = sidecar.finish(timeout=20)
+    finally:
+        sidecar.stop()
+    assert code == 1, (sidecar.lines, stderr)
+    assert "the login is dead" in sidecar.lines[-1], stderr
+    assert oauth_env.token_posts == 1  # the deleted login's refresh token was not spent
+    assert store.load() is None  # and it was not written back

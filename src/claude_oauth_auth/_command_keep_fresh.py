@@ -34,7 +34,7 @@ __all__ = ["KeepFresh", "add_keep_fresh_arguments", "run_keep_fresh"]
 
 EXTRA_LEAD_SECONDS = 300.0  # by default, refresh this long before the workers' own threshold
 DEFAULT_JITTER_SECONDS = 60.0
-MAX_SLEEP_SECONDS = 60.0  # wake at least this often (a suspended host's clock may jump)
+DEFAULT_CHECK_SECONDS = 15.0
 MAX_RETRY_SECONDS = 60.0
 
 
@@ -54,6 +54,14 @@ def add_keep_fresh_arguments(command: argparse.ArgumentParser) -> None:
         help="refresh up to this much later than --ahead, at random "
         f"(default {DEFAULT_JITTER_SECONDS:g})",
     )
+    command.add_argument(
+        "--check-every",
+        type=float,
+        metavar="SECONDS",
+        default=DEFAULT_CHECK_SECONDS,
+        help="between refreshes, look this often whether Redis lost the login, and write "
+        f"it back (default {DEFAULT_CHECK_SECONDS:g})",
+    )
 
 
 def run_keep_fresh(arguments: argparse.Namespace) -> int:
@@ -63,16 +71,19 @@ def run_keep_fresh(arguments: argparse.Namespace) -> int:
     if ahead is None:
         ahead = refresh_threshold(None) + EXTRA_LEAD_SECONDS
     jitter = arguments.jitter
-    if not ahead > 0 or not 0 <= jitter < ahead:
+    check_every = arguments.check_every
+    if not ahead > 0 or not 0 <= jitter < ahead or not check_every > 0:
         raise CommandError(
-            "--ahead must be positive and --jitter at least 0 and less than --ahead",
-            "for example --ahead 600 --jitter 60",
+            "--ahead and --check-every must be positive, and --jitter at least 0 and less "
+            "than --ahead",
+            "for example --ahead 600 --jitter 60 --check-every 15",
             EXIT_USAGE,
         )
     store = target_store(arguments.store or env_value(ENV.TOKEN_STORE))
     stop = threading.Event()
     with _stopping_on_signals(stop):
-        return KeepFresh(store, ahead=ahead, jitter=jitter, say=_say).run(stop)
+        keeper = KeepFresh(store, ahead=ahead, jitter=jitter, check_every=check_every, say=_say)
+        return keeper.run(stop)
 
 
 def _say(line: str) -> None:
@@ -103,12 +114,14 @@ class KeepFresh:
         *,
         ahead: float,
         jitter: float,
+        check_every: float = DEFAULT_CHECK_SECONDS,
         say: Callable[[str], None],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.ahead = ahead
         self.jitter = jitter
+        self.check_every = check_every
         self.say = say
         self.clock = clock
         self.refreshes = 0
@@ -127,11 +140,14 @@ class KeepFresh:
         wake = self._next_wake(manager)
         while not stop.is_set():
             now = self.clock()
+            refresh: Callable[[], str] = manager.get_valid_token  # or adopt another's
             if now < wake:
-                stop.wait(min(wake - now, MAX_SLEEP_SECONDS))
-                continue
+                stop.wait(min(wake - now, self.check_every))
+                if stop.is_set() or not self._login_lost():
+                    continue
+                refresh = manager.refresh  # writes the login back first, then refreshes
             try:
-                self._refresh_or_adopt(manager)
+                self._refresh_or_adopt(manager, refresh)
             except Exception as error:
                 if is_sdk_error(error, "OAuthRefreshError"):
                     self.say(f"keep-fresh: error: the login is dead: {error}; exiting")
@@ -180,12 +196,21 @@ class KeepFresh:
     def _next_wake(self, manager: OAuthTokenManager) -> float:
         """A random moment between ``ahead - jitter`` and ``ahead`` seconds before expiry."""
         if manager.token_expiry is None:
-            return self.clock() + MAX_SLEEP_SECONDS
+            return self.clock() + self.check_every
         return manager.token_expiry - self.ahead + random.uniform(0, self.jitter)
 
-    def _refresh_or_adopt(self, manager: OAuthTokenManager) -> None:
+    def _login_lost(self) -> bool:
+        """Redis emptied (or the login deleted): only stores that can tell say so."""
+        if getattr(self.store, "may_restore", None) is None:
+            return False  # a deleted file is a logout: the next refresh reports it
+        try:
+            return self.store.version() is None
+        except StoreError:
+            return False  # unreachable: the next refresh reports it
+
+    def _refresh_or_adopt(self, manager: OAuthTokenManager, refresh: Callable[[], str]) -> None:
         before = self.refreshes
-        manager.get_valid_token()  # under the store's lock: adopts a refresh made elsewhere
+        refresh()  # under the store's lock
         if self.refreshes == before:
             return
         expiry = manager.token_expiry or self.clock()

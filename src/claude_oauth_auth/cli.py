@@ -115,8 +115,9 @@ examples:
 
 Refreshes the login in --store (else $CLAUDE_TOKEN_STORE, else our token file) between
 --ahead - --jitter and --ahead seconds before it expires, so that workers never refresh it
-themselves. One line per refresh on standard output. Exits 0 on SIGTERM or SIGINT, 1 when the
-login is dead (log in again), 2 on bad options.
+themselves. One line per refresh on standard output. Between refreshes, writes back a login
+that Redis lost (checked every --check-every seconds). Exits 0 on SIGTERM or SIGINT, 1 when
+the login is dead or was deleted (log in again), 2 on bad options.
 """
 
 
