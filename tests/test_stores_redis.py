@@ -319,6 +319,20 @@ def test_the_acl_user_in_the_fleets_docs_is_enough_and_confined(
         RedisStore(url, key="another-app:secret").load()
 
 
+def test_a_url_picks_the_key(redis_server: RedisServer) -> None:
+    from claude_oauth_auth.stores import store_from_url
+
+    store = store_from_url(f"{redis_server.url}?key=team-a:login")
+    assert isinstance(store, RedisStore) and store.key == "team-a:login"
+    assert store.location == f"redis://127.0.0.1:{redis_server.port}/0 key=team-a:login"
+    store.save(token_set(1), expected_version=None)
+    assert redis_server.client().exists("team-a:login")
+    assert RedisStore(redis_server.url).load() is None  # the default key is another login
+    with pytest.raises(StoreError, match="cannot be empty") as caught:
+        store_from_url(f"redis://:{PASSWORD}@127.0.0.1:{redis_server.port}/0?key=")
+    assert secret_free(str(caught.value))
+
+
 # ----- construction --------------------------------------------------------------------------
 
 
