@@ -674,13 +674,19 @@ class FakeAnthropic:
         model = body["model"]
         if body.get("stream") is True:
             return self._stream_messages(msg_id, model, input_tokens, output_tokens)
+        content: list[dict[str, Any]] = [{"type": "text", "text": REPLY_TEXT}]
+        stop_reason = "end_turn"
+        tool = _forced_tool(body)
+        if tool is not None:
+            content = [_tool_use(tool)]
+            stop_reason = "tool_use"
         message = {
             "id": msg_id,
             "type": "message",
             "role": "assistant",
             "model": model,
-            "content": [{"type": "text", "text": REPLY_TEXT}],
-            "stop_reason": "end_turn",
+            "content": content,
+            "stop_reason": stop_reason,
             "stop_sequence": None,
             "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
         }
@@ -791,3 +797,55 @@ def _validate_message_params(body: dict[str, Any], *, need_max_tokens: bool) -> 
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
             return _api_error(400, "invalid_request_error", "max_tokens: Field required")
     return None
+
+
+def _forced_tool(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The tool a request forces (``tool_choice`` ``tool`` or ``any``), else None."""
+    choice = body.get("tool_choice")
+    tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and "name" in t]
+    if not isinstance(choice, dict) or not tools:
+        return None
+    if choice.get("type") == "any":
+        return cast(dict[str, Any], tools[0])
+    if choice.get("type") == "tool":
+        return next((t for t in tools if t["name"] == choice.get("name")), None)
+    return None
+
+
+def _tool_use(tool: dict[str, Any]) -> dict[str, Any]:
+    """A ``tool_use`` block whose input is a placeholder value matching the tool's schema."""
+    schema = tool.get("input_schema") or {}
+    return {
+        "type": "tool_use",
+        "id": _rand("toolu_", 12),
+        "name": tool["name"],
+        "input": _example(schema, schema),
+    }
+
+
+def _example(schema: Any, root: dict[str, Any]) -> Any:
+    """A value valid for a simple JSON schema: strings are REPLY_TEXT, numbers 1, and so on."""
+    if not isinstance(schema, dict):
+        return None
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part, {}) if isinstance(target, dict) else {}
+        return _example(target, root)
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    for union in ("anyOf", "oneOf", "allOf"):
+        options = [o for o in schema.get(union, []) if o.get("type") != "null"]
+        if options:
+            return _example(options[0], root)
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        properties = schema.get("properties") or {}
+        return {name: _example(sub, root) for name, sub in properties.items()}
+    if kind == "array":
+        return [_example(schema.get("items") or {}, root)]
+    simple = {"string": REPLY_TEXT, "integer": 1, "number": 1.0, "boolean": True, "null": None}
+    return simple.get(kind) if isinstance(kind, str) else None

@@ -45,6 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC_FILES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
 README_SETUP = ("oauth_file",)
 OPTIONAL_PACKAGES = {"flask", "fastapi", "cryptography", "boto3"}
+# docs/integrations.md: run with the frameworks installed by tests_integrations/test_docs_page.py
+OPTIONAL_PACKAGES |= {"langchain_anthropic", "litellm", "pydantic_ai", "instructor"}
 
 FENCE = re.compile(
     r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```", re.M | re.S
