@@ -131,3 +131,29 @@ def test_move_usage(home: Path) -> None:
     result = run("move", "--from", str(source), "--to", f"file://{source}")
     assert result.returncode == 1 and "both the source and the target" in result.stderr
     assert source.exists()
+
+
+def test_a_source_that_cannot_be_deleted_is_reported_and_a_rerun_finishes(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The Redis user may save and lock but not run EVAL, which delete() needs: the login is
+    written to the target, the failure to remove it from the source is said plainly, and
+    `move` run again (with enough rights) completes."""
+    rules = "on >limited-pw ~claude-oauth-auth:* -@all +@connection +hget +hset +hdel +hincrby"
+    rules += " +del +exists +time +set +get +pexpire +evalsha +script|load"
+    redis_server.client().execute_command("ACL", "SETUSER", "limited", *rules.split())
+    limited = f"redis://limited:limited-pw@127.0.0.1:{redis_server.port}/0"
+    tokens = TokenSet("sk-ant-oat01-" + "k" * 40, "ort-" + "k" * 40, time.time() + 600)
+    RedisStore(redis_server.url).save(tokens, expected_version=None)
+    target = tmp_path / "login.json"
+    result = run("move", "--from", limited, "--to", f"file://{target}")
+    assert result.returncode == 1
+    assert "copied the login to" in result.stderr
+    assert "could not remove it from" in result.stderr
+    assert "the same refresh token is now in both" in result.stderr
+    assert "logout --yes --store redis://***@127.0.0.1" in result.stderr
+    assert "limited-pw" not in result.stdout + result.stderr
+    assert json.loads(target.read_text())["refresh_token"] == tokens.refresh_token
+    result = run("move", "--from", redis_server.url, "--to", f"file://{target}")
+    assert result.returncode == 0, result.stderr
+    assert RedisStore(redis_server.url).load() is None
