@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -399,3 +400,44 @@ def test_without_the_redis_library() -> None:
         "StoreError | redis://127.0.0.1:1/0 key=claude-oauth-auth:default: the redis library "
         "is not installed (pip install 'claude-oauth-auth[redis]')\n"
     )
+
+
+def test_a_hung_redis_costs_one_timeout_then_fails_fast() -> None:
+    """A server that accepts connections and never answers (a hung Redis, a dead proxy): one
+    caller waits out the socket timeout, the ones right after it fail at once."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        store = RedisStore(f"redis://:{PASSWORD}@127.0.0.1:{listener.getsockname()[1]}/0")
+        started = time.monotonic()
+        with pytest.raises(StoreError, match=r"cannot reach Redis \(timed out\)"):
+            store.version()
+        assert time.monotonic() - started >= 4
+        started = time.monotonic()
+        for action in (store.version, store.load, lambda: store.lock(timeout=5).__enter__()):
+            with pytest.raises(StoreError, match="timed out a moment ago") as caught:
+                action()
+            assert secret_free(str(caught.value))
+        assert time.monotonic() - started < 0.5
+    finally:
+        stop.set()
+        acceptor.join(5)
+        for connection in accepted:
+            connection.close()
+        listener.close()

@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,9 @@ DEFAULT_KEY = "claude-oauth-auth:default"
 _INSTALL_FIX = "pip install 'claude-oauth-auth[redis]'"
 _REACH_FIX = "check that Redis is running and CLAUDE_TOKEN_STORE is right"
 _KEPT_EXTRAS = ("client_id", "token_url")
+TIMEOUT_PAUSE_SECONDS = 1.0
+"""After a command timed out, fail at once for this long instead of waiting out another
+timeout: threads queued behind a hung Redis get their error quickly, one at a time."""
 
 # KEYS[1] the hash; ARGV[1] the expected version ('' = must be empty); ARGV[2] the JSON.
 # Returns 1 when written, 0 when the stored version is not the expected one. A first save
@@ -110,6 +114,7 @@ class RedisStore:
         self._address = address_of_url(url, key) if url is not None else address_of(client)
         self._setup = threading.Lock()
         self._save_script: Any = None
+        self._timed_out_until = 0.0
 
     def __repr__(self) -> str:
         return f"RedisStore({self.location!r})"
@@ -242,10 +247,16 @@ class RedisStore:
     def _translate(self) -> Iterator[None]:
         """Turn redis-py's errors (whose text may name the server) into our own messages."""
         exceptions = self._import_redis().exceptions
+        if time.monotonic() < self._timed_out_until:
+            raise StoreError(
+                self.location, "cannot reach Redis (timed out a moment ago)", _REACH_FIX
+            )
         try:
             yield
         except (exceptions.ConnectionError, exceptions.TimeoutError, OSError) as error:
             reason = unreachable_reason(error)
+            if reason == "timed out":
+                self._timed_out_until = time.monotonic() + TIMEOUT_PAUSE_SECONDS
             raise StoreError(self.location, f"cannot reach Redis ({reason})", _REACH_FIX) from None
         except exceptions.ResponseError as error:
             raise StoreError(self.location, refusal_reason(error, self.key), _REACH_FIX) from None
