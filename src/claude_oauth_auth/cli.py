@@ -126,7 +126,7 @@ the login is dead or was deleted (log in again), 2 on bad options.
 
 STORE_HELP = (
     "a token store instead of our token file: file:///PATH, keyring:, "
-    "keyring://SERVICE/USERNAME, redis://HOST:PORT/DB"
+    "keyring://SERVICE/USERNAME, redis://HOST:PORT/DB[?key=NAME]"
 )
 
 
