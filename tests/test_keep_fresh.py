@@ -229,3 +229,23 @@ def test_a_sidecar_writes_back_a_login_redis_lost_and_stops_on_a_logout(
     assert "the login is dead" in sidecar.lines[-1], stderr
     assert oauth_env.token_posts == 1  # the deleted login's refresh token was not spent
     assert store.load() is None  # and it was not written back
+
+
+def test_keep_fresh_on_our_token_file_by_default(oauth_env: FakeAnthropic, home: Path) -> None:
+    """Without --store or CLAUDE_TOKEN_STORE it keeps our auth.json fresh."""
+    from helpers import auth_file_path, read_json, write_auth_file
+
+    oauth_env.access_token_lifetime = 3600
+    access, refresh = oauth_env.issue_tokens(expires_in=30)
+    path = write_auth_file(auth_file_path(home), access, refresh, expires_in=30)
+    sidecar = Sidecar("--ahead", "60", "--jitter", "1")
+    try:
+        wait_for(lambda: sidecar.refreshes == 1)
+    finally:
+        code, stderr = sidecar.stop()
+    assert code == 0, stderr
+    assert str(path) in sidecar.lines[0]
+    stored = read_json(path)
+    assert stored["access_token"] != access
+    assert oauth_env.refresh_token_usable(stored["refresh_token"])
+    assert path.stat().st_mode & 0o777 == 0o600
