@@ -95,7 +95,7 @@ def move_login(source_text: str, target_url: str) -> MoveOutcome:
                 f"{source.location} holds no OAuth login; nothing was moved",
                 "check --from, or run `claude-oauth-auth status`",
             )
-        _write_and_check(target, tokens)
+        _write_and_check(target, tokens, _as_url(source, source_text))
         try:
             source.delete()
         except (ClaudeAuthError, OSError) as error:
@@ -114,26 +114,32 @@ def move_login(source_text: str, target_url: str) -> MoveOutcome:
     )
 
 
-def _write_and_check(target: TokenStore, tokens: TokenSet) -> None:
+def _write_and_check(target: TokenStore, tokens: TokenSet, source_url: str) -> None:
     """Save into ``target`` unless it holds another login; read it back before going on."""
     with target.lock():
         existing = target.load()
-        if existing is not None and existing.refresh_token != tokens.refresh_token:
+        if existing is not None and _pair(existing) != _pair(tokens):
             raise CommandError(
                 f"{target.location} already holds another OAuth login; moving would throw its "
                 "refresh token away, so nothing was moved",
-                "delete that login first with `claude-oauth-auth logout --store URL`, "
-                "or move to another store",
+                "delete that login first with `claude-oauth-auth logout --store URL`, or move "
+                "to another store; if it is this login, moved earlier and refreshed since, "
+                f"delete the stale source instead: `claude-oauth-auth logout --yes --store "
+                f"{source_url}`",
             )
         if existing is None:  # else: a move interrupted after this step, being run again
             target.save(tokens, expected_version=target.version())
         written = target.load()
-    if written is None or written.refresh_token != tokens.refresh_token:
+    if written is None or _pair(written) != _pair(tokens):
         raise CommandError(
             f"{target.location} did not keep the login that was written to it; the source "
             "was left as it was",
             "check that store, then run `move` again",
         )
+
+
+def _pair(tokens: TokenSet) -> tuple[str, str | None]:
+    return tokens.access_token, tokens.refresh_token
 
 
 def _source_store(text: str) -> TokenStore:
