@@ -433,6 +433,12 @@ class FakeAnthropic:
             if entry is not None:
                 entry.revoked = True
 
+    def refresh_token_usable(self, token: str | None) -> bool:
+        """True when ``token`` is a refresh token this server issued and would still accept."""
+        with self.lock:
+            entry = self._refresh_tokens.get(token) if token else None
+            return entry is not None and not entry.used and not entry.revoked
+
     def _mint_locked(
         self, expires_in: float, claude_code_only: bool, *, with_refresh: bool
     ) -> tuple[str, str]:

@@ -57,6 +57,9 @@ class Console(Protocol):
     def notice(self, message: str) -> None:
         """Say something on standard error now (progress, a prompt)."""
 
+    def log_line(self, line: str) -> None:
+        """Write one line on standard output now (a long-running command's log)."""
+
     def is_terminal(self, stream: str) -> bool:
         """Whether ``"stdin"``, ``"stdout"`` or ``"stderr"`` is a terminal."""
 

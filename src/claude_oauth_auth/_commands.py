@@ -8,6 +8,9 @@ standard output only from ``token``; every other line shows at most the last 4 c
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
+
 from ._command_base import (
     EXIT_FAILED,
     EXIT_OK,
@@ -19,7 +22,9 @@ from ._command_base import (
     Result,
     is_sdk_error,
 )
+from ._command_keep_fresh import add_keep_fresh_arguments, run_keep_fresh
 from ._command_logout import run_logout
+from ._command_move import add_move_arguments, run_move
 from ._command_refresh import run_refresh
 from ._command_save import run_save
 from ._command_status import run_status
@@ -27,6 +32,7 @@ from ._command_token import run_token
 
 __all__ = [
     "COMMANDS",
+    "COMMAND_ARGUMENTS",
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_USAGE",
@@ -44,4 +50,12 @@ COMMANDS: dict[str, Command] = {
     "refresh": run_refresh,
     "save": run_save,
     "logout": run_logout,
+    "move": run_move,
+    "keep-fresh": run_keep_fresh,
 }
+
+COMMAND_ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "move": add_move_arguments,
+    "keep-fresh": add_keep_fresh_arguments,
+}
+"""Commands with options of their own: each adds them to its subparser."""

@@ -16,6 +16,9 @@ class TerminalConsole:
     def notice(self, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    def log_line(self, line: str) -> None:
+        print(line, flush=True)
+
     def is_terminal(self, stream: str) -> bool:
         try:
             return bool(getattr(sys, stream).isatty())

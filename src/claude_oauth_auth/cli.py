@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from . import __version__
 from ._commands import (
+    COMMAND_ARGUMENTS,
     COMMANDS,
     EXIT_FAILED,
     EXIT_USAGE,
@@ -112,13 +113,36 @@ Exits 0 when deleted or already absent, 1 when declined or refused, 2 without a 
 and without --yes.
 """
 
+MOVE_EPILOG = """\
+examples:
+  claude-oauth-auth move --from ~/.config/claude/auth.json --to redis://redis:6379/0
+  claude-oauth-auth move --from keyring: --to rediss://:PASSWORD@cache.example:6380/0
+
+Writes the login to --to (refused when that store holds another login), reads it back, then
+deletes it from --from (a token file's path or a store URL), all under the source's lock:
+a refresh token works in one place only. Refuses Claude Code's own login. Stop the programs
+that use the source first. Exits 0 when moved, 1 when refused or when a step failed.
+"""
+
+KEEP_FRESH_EPILOG = """\
+examples:
+  claude-oauth-auth keep-fresh --store redis://redis:6379/0
+  CLAUDE_TOKEN_STORE=redis://redis:6379/0 claude-oauth-auth keep-fresh --ahead 900
+
+Refreshes the login in --store (else $CLAUDE_TOKEN_STORE, else our token file) between
+--ahead - --jitter and --ahead seconds before it expires, so that workers never refresh it
+themselves. One line per refresh on standard output. Between refreshes, writes back a login
+that Redis lost (checked every --check-every seconds). Exits 0 on SIGTERM or SIGINT, 1 when
+the login is dead or was deleted (log in again), 2 on bad options.
+"""
+
 
 # ----- the parser ---------------------------------------------------------------------------
 
 
 STORE_HELP = (
     "a token store instead of our token file: file:///PATH, keyring:, "
-    "keyring://SERVICE/USERNAME, redis://HOST:PORT/DB"
+    "keyring://SERVICE/USERNAME, redis://HOST:PORT/DB[?key=NAME]"
 )
 
 
@@ -179,6 +203,22 @@ _COMMANDS = (
         ((("-y", "--yes"), "do not ask for confirmation"),),
         store=True,
     ),
+    _Command(
+        "move",
+        "move a login into a store, removing it from where it was (never Claude Code's)",
+        "Copy a login to a store, then delete it from its source: one login, one place.",
+        MOVE_EPILOG,
+        (),
+    ),
+    _Command(
+        "keep-fresh",
+        "keep a shared login fresh, ahead of the workers (a sidecar; stops on SIGTERM)",
+        "Refresh a store's login before any worker needs to, until stopped.",
+        KEEP_FRESH_EPILOG,
+        (),
+        store=True,
+        hold_warnings=False,
+    ),
 )
 
 
@@ -212,6 +252,8 @@ def _build_parser() -> argparse.ArgumentParser:
             command.add_argument(*flags, action="store_true", default=default, help=help_text)
         if spec.store:
             command.add_argument("--store", metavar="URL", help=STORE_HELP)
+        if spec.name in COMMAND_ARGUMENTS:
+            COMMAND_ARGUMENTS[spec.name](command)
     return parser
 
 
