@@ -418,10 +418,8 @@ TRANSIENT = {
     "connection_refused": None,  # the endpoint is down
     "non_json_body": Fault(200, "<html>gateway</html>"),
     "json_list": Fault(200, [1, 2]),
-    "missing_access_token": Fault(200, {"refresh_token": "x", "expires_in": 3600}),
-    "expires_in_not_a_number": Fault(
-        200, {"access_token": "sk-ant-oat01-x", "refresh_token": "y", "expires_in": "soon"}
-    ),
+    "no_tokens_at_all": Fault(200, {"token_type": "Bearer"}),
+    "redirect": Fault(307, "", headers={"Location": "https://elsewhere.example/token"}),
 }
 ALL_FAULTS = [*TRANSIENT, "invalid_grant"]
 

@@ -10,7 +10,9 @@ from typing import Any, Literal
 __all__ = [
     "CLAUDE_CODE_KEY",
     "FileShape",
+    "Secret",
     "TokenSet",
+    "has_control_characters",
     "mask",
     "parse_token_document",
     "render_token_document",
@@ -28,6 +30,42 @@ def mask(secret: str | None) -> str:
     if len(secret) < 12:
         return "****"
     return f"...{secret[-4:]}"
+
+
+def has_control_characters(value: str) -> bool:
+    """True when ``value`` holds a character that must never reach an HTTP header (CR, LF, NUL…)."""
+    return any(ord(character) < 0x20 or ord(character) == 0x7F for character in value)
+
+
+class Secret:
+    """A secret string whose ``repr`` and ``str`` are masked; ``reveal()`` gives the value.
+
+    Held instead of a bare ``str`` in frames that can raise, so tracebacks that record
+    locals (error trackers, ``traceback.TracebackException(capture_locals=True)``) show
+    only the last four characters.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({mask(self._value)!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
 
 
 @dataclass(frozen=True)
@@ -68,6 +106,8 @@ def _string(value: object, name: str, *, required: bool) -> str | None:
         if required:
             raise TokenFormatError(f'"{name}" is empty')
         return None
+    if has_control_characters(value.strip()):
+        raise TokenFormatError(f'"{name}" contains control characters (a line break or NUL)')
     return value.strip()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +14,19 @@ from .._errors import StoreConflict, TokenFileError
 from .._tokens import FileShape, TokenFormatError, TokenSet, parse_token_document
 from .._tokens import render_token_document as render
 from ._base import DEFAULT_LOCK_TIMEOUT, Version
-from ._files import file_lock, file_signature, folder_writable, read_json_file, write_json_atomic
+from ._files import (
+    adopt_temp_file,
+    file_lock,
+    file_signature,
+    folder_writable,
+    leftover_temp_files,
+    read_json_file,
+    write_json_atomic,
+)
 
 __all__ = ["FileStore", "path_of"]
+
+log = logging.getLogger("claude_oauth_auth")
 
 
 class FileStore:
@@ -75,6 +86,39 @@ class FileStore:
     def delete(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.realpath(self.path))
+
+    def recover_interrupted_save(self) -> bool:
+        """Call under the lock: adopt the temp file a killed save of ours left behind, when it
+        parses, is ours, has the file's shape and holds newer tokens than the file."""
+        try:
+            current: TokenSet | None = self.load()
+        except TokenFileError:
+            current = None  # a broken file: any whole save of ours is better
+        best: tuple[float, Path] | None = None
+        for candidate in leftover_temp_files(self.path):
+            try:
+                tokens, shape = self._parse(read_json_file(candidate))
+            except (OSError, TokenFileError):
+                continue  # half written, or not a token document: not a save to recover
+            if self._shape is not None and current is not None and shape != self._shape:
+                continue
+            if current is not None and tokens.refresh_token == current.refresh_token:
+                continue
+            expiry = tokens.expires_at if tokens.expires_at is not None else -1.0
+            if current is not None and expiry <= (current.expires_at or -1.0):
+                continue
+            if best is None or expiry > best[0]:
+                best = (expiry, candidate)
+        if best is None:
+            return False
+        adopt_temp_file(best[1], self.path)
+        log.warning(
+            "Recovered newer OAuth tokens from %s, a save to %s that was interrupted",
+            best[1].name,
+            self.path,
+        )
+        self.load()
+        return True
 
     # ----- reading ------------------------------------------------------------------------
 

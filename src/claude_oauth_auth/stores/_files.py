@@ -20,9 +20,11 @@ __all__ = [
     "LOCK_TIMEOUT_SECONDS",
     "MAX_TOKEN_FILE_BYTES",
     "Signature",
+    "adopt_temp_file",
     "file_lock",
     "file_signature",
     "folder_writable",
+    "leftover_temp_files",
     "lock_path",
     "read_json_file",
     "resolved",
@@ -162,6 +164,32 @@ def write_json_atomic(path: Path, document: Any) -> None:
     _remove_stale_temp_files(path)
 
 
+def leftover_temp_files(path: Path) -> list[Path]:
+    """Temp files of our own saves beside ``path`` that a kill left behind (private, ours)."""
+    target = resolved(path)
+    found = []
+    for candidate in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        if candidate.name.startswith(f".{target.name}.oauth."):
+            continue  # the lock's and the shared state's own temp files
+        try:
+            info = os.lstat(candidate)
+        except OSError:
+            continue
+        if not stat.S_ISREG(info.st_mode) or info.st_mode & 0o077:
+            continue
+        if os.name == "posix" and info.st_uid != os.geteuid():
+            continue
+        found.append(candidate)
+    return found
+
+
+def adopt_temp_file(candidate: Path, path: Path) -> None:
+    """Move a recovered temp file over ``path`` (atomic), as a save would have."""
+    target = resolved(path)
+    _replace_with_retry(str(candidate), target)
+    _fsync_folder(target.parent)
+
+
 def _keep_owner(temp_name: str, previous: os.stat_result) -> None:
     """Give the new file the old one's owner and group (as root, or a group we belong to)."""
     if os.name != "posix":
@@ -230,15 +258,13 @@ def file_lock(token_file: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterat
             f"check for a stuck process holding {lock_path(token_file)}",
         ) from None
     except OSError as error:
-        # A folder we cannot write to: go on unlocked; the save that follows fails loudly and
-        # the caller keeps the new tokens in memory.
-        log.warning(
-            "Cannot create the lock file %s (%s); continuing without the cross-process lock",
-            lock_path(token_file),
-            error.strerror or error,
-        )
-        yield
-        return
+        # No lock, no refresh: a refresh token is never spent unless its successor can be saved.
+        raise TokenFileError(
+            str(token_file),
+            f"cannot be locked: the lock file {lock_path(token_file)} cannot be created "
+            f"({error.strerror or error})",
+            "make the folder writable, or point CLAUDE_AUTH_FILE at a writable place",
+        ) from None
     try:
         yield
     finally:
