@@ -271,11 +271,8 @@ DISK_CHILD = textwrap.dedent(
         report(error=f"{type(error).__name__}: {error}")
         sys.exit(0)
     report(rotated=first != original, kept=first == second, records=records)
-    sys.stdin.readline()  # the parent fixed the disk (or asks us to)
-    if mode == "full_disk":
-        resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
-    elif os.geteuid() == 0:
-        subprocess.run(["umount", folder], check=True)
+    sys.stdin.readline()  # the parent asks us to fix the disk
+    resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
     time.sleep(_oauth.SAVE_RETRY_INTERVAL_SECONDS + 0.05)
     third = manager.get_valid_token()
     with open(path) as handle:
@@ -298,24 +295,13 @@ def read_only_mount_available() -> bool:
 
 
 def disk_child_command(mode: str, path: Path, server: FakeAnthropic) -> list[str]:
-    child = [sys.executable, "-c", DISK_CHILD, mode, str(path), server.token_url]
-    folder = str(path.parent)
-    if mode == "read_only" and os.geteuid() == 0:
-        # Root ignores permissions: give the child its own mount namespace in which the
-        # token folder is a read-only bind mount of itself (EROFS, as on a read-only volume).
-        script = (
-            'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" "$1" && shift && exec "$@"'
-        )
-        return ["unshare", "-m", "sh", "-c", script, "sh", folder, *child, folder]
-    return [*child, folder]
+    return [sys.executable, "-c", DISK_CHILD, mode, str(path), server.token_url, str(path.parent)]
 
 
 def run_disk_fault(mode: str, server: FakeAnthropic, path: Path) -> None:
     access, refresh = server.issue_tokens(expires_in=-5)
     write_auth_file(path, access, refresh, expires_in=-5)
     before = path.read_bytes()
-    if mode == "read_only" and os.geteuid() != 0:
-        path.parent.chmod(0o500)
     child = subprocess.Popen(
         disk_child_command(mode, path, server),
         stdin=subprocess.PIPE,
@@ -335,8 +321,6 @@ def run_disk_fault(mode: str, server: FakeAnthropic, path: Path) -> None:
         assert len(errors) == 1 and str(path) in errors[0]
         assert refresh not in errors[0]
         # The fault goes away: the next check saves the tokens it kept.
-        if mode == "read_only" and os.geteuid() != 0:
-            path.parent.chmod(0o700)
         child.stdin.write("go\n")
         child.stdin.flush()
         after = json.loads(child.stdout.readline() or '{"error": "child died"}')
@@ -353,11 +337,96 @@ def run_disk_fault(mode: str, server: FakeAnthropic, path: Path) -> None:
     assert_refresh_token_accepted(server, path)  # nothing lost
 
 
+# N processes share a read-only token folder: none may spend the single-use refresh token,
+# whose successor it could not save. Each reports what it got.
+READ_ONLY_CHILDREN = textwrap.dedent(
+    """
+    import json, logging, os, sys
+    path, token_url, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    from claude_oauth_auth import OAuthTokenManager, TokenRefreshError
+
+    def one():
+        records = []
+
+        class Keep(logging.Handler):
+            def emit(self, record):
+                records.append((record.levelname, record.getMessage()))
+
+        logging.getLogger("claude_oauth_auth").addHandler(Keep())
+        manager = OAuthTokenManager(token_file=path, token_url=token_url)
+        original = manager.access_token
+        outcome = {}
+        try:
+            outcome["served_original"] = manager.get_valid_token() == original
+            outcome["again"] = manager.get_valid_token() == original
+        except TokenRefreshError as error:
+            outcome["error"] = str(error)
+        outcome["records"] = records
+        return outcome
+
+    children = []
+    for _ in range(count):
+        pid = os.fork()
+        if pid == 0:
+            os.write(1, (json.dumps(one()) + "\\n").encode())
+            os._exit(0)
+        children.append(pid)
+    for pid in children:
+        os.waitpid(pid, 0)
+    """
+)
+
+
+def run_read_only(server: FakeAnthropic, path: Path, expires_in: float, count: int) -> list[Any]:
+    access, refresh = server.issue_tokens(expires_in=expires_in)
+    write_auth_file(path, access, refresh, expires_in=expires_in)
+    before = path.read_bytes()
+    child = [sys.executable, "-c", READ_ONLY_CHILDREN, str(path), server.token_url, str(count)]
+    folder = str(path.parent)
+    if os.geteuid() == 0:  # root ignores permissions: a read-only bind mount (EROFS)
+        script = (
+            'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" "$1" && shift && exec "$@"'
+        )
+        command = ["unshare", "-m", "sh", "-c", script, "sh", folder, *child]
+    else:
+        path.parent.chmod(0o500)
+        command = child
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    finally:
+        path.parent.chmod(0o700)
+    assert done.returncode == 0, done.stderr
+    outcomes = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(outcomes) == count
+    # Nothing spent, nothing written, no secret in any output; the login still works.
+    assert server.token_posts == 0
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == ["auth.json"]
+    assert access not in done.stdout + done.stderr and refresh not in done.stdout + done.stderr
+    assert_refresh_token_accepted(server, path)
+    return outcomes
+
+
 @pytest.mark.skipif(not read_only_mount_available(), reason="needs unshare + mount as root")
-def test_read_only_folder_keeps_tokens_in_memory_and_saves_later(
+def test_read_only_folder_expired_token_spends_nothing_and_names_the_path(
     server: FakeAnthropic, token_path: Path
 ) -> None:
-    run_disk_fault("read_only", server, token_path)
+    for outcome in run_read_only(server, token_path, expires_in=-5, count=6):
+        error = outcome.get("error", "")
+        assert str(token_path.parent) in error, outcome
+        reason = "read-only file system" if os.geteuid() == 0 else "not writable (permissions)"
+        assert reason in error and "would lose this login" in error
+
+
+@pytest.mark.skipif(not read_only_mount_available(), reason="needs unshare + mount as root")
+def test_read_only_folder_serves_a_still_valid_token_with_one_warning(
+    server: FakeAnthropic, token_path: Path
+) -> None:
+    for outcome in run_read_only(server, token_path, expires_in=100, count=4):
+        assert outcome.get("served_original") and outcome.get("again"), outcome
+        warnings = [message for level, message in outcome["records"] if level == "WARNING"]
+        assert len(warnings) == 1 and "still valid" in warnings[0]
+        assert str(token_path.parent) in warnings[0]
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs RLIMIT_FSIZE (POSIX)")
@@ -494,18 +563,26 @@ def test_fault_with_an_expired_token(
         assert server.token_posts == 1
         assert token_path.read_bytes() == before
         return
-    client = ClaudeClient(max_retries=0)
+    client = ClaudeClient(max_retries=0)  # its first refresh fails and schedules the next
+    posts = server.token_posts
+    assert posts == (0 if faulty == "connection_refused" else 1)
     with pytest.raises(anthropic.APIConnectionError) as caught:
         ask(client)
     assert isinstance(caught.value.__cause__, TokenRefreshError)
+    assert "backing off" in str(caught.value.__cause__)  # failed fast: no second POST
     assert refresh not in str(caught.value.__cause__)
+    assert server.token_posts == posts
     assert token_path.read_bytes() == before
     assert server.api_requests == []  # the expired token was never sent
-    # The endpoint recovers: the next request refreshes once and succeeds.
+    # The endpoint recovers; once the backoff is over the next request refreshes once.
     server.token_faults.clear()
     monkeypatch.setattr(refresh_module, "REFRESH_TIMEOUT_SECONDS", 30.0)
     manager = client.auth_manager.token_manager
     assert manager is not None
+    wait = manager.retry_in
+    expected = 7.0 if faulty == "503_retry_after" else 1.0
+    assert 0 < wait <= expected
+    manager._clock = lambda: time.time() + wait + 0.01  # travel past the backoff
     manager.token_url = server.token_url
     posts = server.token_posts
     ask(client)
