@@ -25,7 +25,13 @@ from typing import Any
 import anthropic
 import pytest
 from fakeapi import FakeAnthropic, Fault
-from helpers import claude_code_path, read_json, write_auth_file, write_claude_code_file
+from helpers import (
+    claude_code_path,
+    read_json,
+    skip_backoff,
+    write_auth_file,
+    write_claude_code_file,
+)
 
 from claude_oauth_auth import (
     ClaudeClient,
@@ -579,10 +585,9 @@ def test_fault_with_an_expired_token(
     monkeypatch.setattr(refresh_module, "REFRESH_TIMEOUT_SECONDS", 30.0)
     manager = client.auth_manager.token_manager
     assert manager is not None
-    wait = manager.retry_in
     expected = 7.0 if faulty == "503_retry_after" else 1.0
-    assert 0 < wait <= expected
-    manager._clock = lambda: time.time() + wait + 0.01  # travel past the backoff
+    assert 0 < manager.retry_in <= expected
+    skip_backoff(manager)
     manager.token_url = server.token_url
     posts = server.token_posts
     ask(client)
