@@ -106,9 +106,10 @@ class ClaudeCodeStore:
             raise StoreConflict(self.location)
         entry = self._entry
         if entry is not None:
-            raw = json.dumps(render_token_document(tokens, "claude_code", entry.document))
-            try:
-                entry.item.write(raw)
+            try:  # the document inline, never a bare local: tracebacks may record locals
+                entry.item.write(
+                    json.dumps(render_token_document(tokens, "claude_code", entry.document))
+                )
             except KeychainUnavailable as error:
                 raise StoreError(f"Keychain item {entry.item.service!r}", str(error)) from None
             self._read_keychain()

@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import _config
 from .._errors import StoreConflict, TokenFileError
-from .._tokens import FileShape, TokenFormatError, TokenSet, parse_token_document
+from .._tokens import FileShape, TokenDocument, TokenFormatError, TokenSet, parse_token_document
 from .._tokens import render_token_document as render
 from ._base import DEFAULT_LOCK_TIMEOUT, Version
 from ._files import (
@@ -76,7 +76,7 @@ class FileStore:
         if file_signature(self.path) != expected_version:
             raise StoreConflict(self.location)
         previous = self._read_quietly()
-        write_json_atomic(self.path, render(tokens, self._shape or "ours", previous))
+        write_json_atomic(self.path, TokenDocument(render(tokens, self._shape or "ours", previous)))
 
     @contextlib.contextmanager
     def lock(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
