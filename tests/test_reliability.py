@@ -41,7 +41,7 @@ from claude_oauth_auth import (
 )
 from claude_oauth_auth import _grant as refresh_module
 from claude_oauth_auth import _sync as oauth_module
-from claude_oauth_auth._tokens import parse_token_document
+from claude_oauth_auth._tokens import TokenSet, parse_token_document
 from claude_oauth_auth.stores._files import file_lock
 
 MODEL = "claude-test-1"
@@ -152,7 +152,15 @@ def kill_loop(server: FakeAnthropic, path: Path, kills: int, shape: str) -> dict
     log_in(server, path, shape)
     rng = random.Random(1234)
     zygote = Zygote(path, server.token_url)
-    stats = {"kills": 0, "in_flight_losses": 0, "child_posts": 0, "temp_files_left": 0}
+    stats = {
+        "kills": 0,
+        "corrupt_files": 0,
+        "in_flight_losses": 0,
+        "temp_recoveries": 0,
+        "losses_a_temp_file_could_have_saved": 0,
+        "child_posts": 0,
+        "temp_files_left": 0,
+    }
     lost: list[str] = []
     try:
         for round_number in range(kills):
@@ -175,8 +183,12 @@ def kill_loop(server: FakeAnthropic, path: Path, kills: int, shape: str) -> dict
             assert server.invalid_grants == stats["in_flight_losses"]
 
             # 1. The file always parses, in full.
-            document = read_json(path)
-            tokens, found_shape = parse_token_document(document)
+            try:
+                document = read_json(path)
+                tokens, found_shape = parse_token_document(document)
+            except ValueError:
+                stats["corrupt_files"] += 1
+                raise
             assert found_shape == shape and tokens.access_token and tokens.refresh_token
             if shape == "claude_code":  # keys we do not own survive every write
                 assert document["mcpOAuth"] == {"server": {"token": "keep-me"}}
@@ -192,13 +204,20 @@ def kill_loop(server: FakeAnthropic, path: Path, kills: int, shape: str) -> dict
                     if server.token_requests
                     else None
                 )
+            #    A save killed after its temp file was complete left the newer tokens there:
+            #    the next refresh adopts them.
+            in_temp = newer_tokens_in_a_temp_file(path, tokens)
             try:
                 assert_refresh_token_accepted(server, path)
             except OAuthRefreshError:
                 if tokens.refresh_token != last_spent:
                     lost.append(f"round {round_number}: the file went back to an older token")
+                if in_temp:
+                    stats["losses_a_temp_file_could_have_saved"] += 1
                 stats["in_flight_losses"] += 1
                 log_in(server, path, shape)  # log in again, carry on
+            else:
+                stats["temp_recoveries"] += in_temp
     finally:
         zygote.close()
     leftovers = list(path.parent.glob(f".{path.name}.*.tmp"))
@@ -208,6 +227,19 @@ def kill_loop(server: FakeAnthropic, path: Path, kills: int, shape: str) -> dict
     assert lost == []
     assert not zygote.log_file.exists(), zygote.log_file.read_text()
     return stats
+
+
+def newer_tokens_in_a_temp_file(path: Path, on_disk: TokenSet) -> bool:
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            tokens, _ = parse_token_document(json.loads(leftover.read_text()))
+        except ValueError:
+            continue  # half written, or the shared state's own temp file
+        if tokens.refresh_token != on_disk.refresh_token and (tokens.expires_at or 0) > (
+            on_disk.expires_at or 0
+        ):
+            return True
+    return False
 
 
 def self_log(log_file: Path) -> str:
@@ -220,6 +252,7 @@ def check_kill_stats(stats: dict[str, int], kills: int) -> None:
     # temp_files_left: kills in the middle of a save (the token file itself stayed whole).
     print(f"\nkill -9 loop: {stats}")
     assert stats["kills"] == kills
+    assert stats["corrupt_files"] == 0 and stats["losses_a_temp_file_could_have_saved"] == 0
     assert stats["child_posts"] >= kills  # every kill landed on a busy child
 
 
@@ -231,14 +264,14 @@ def shape_path(shape: str, home: Path) -> Path:
 def test_kill_9_loop_never_corrupts_or_loses_the_login(
     shape: str, server: FakeAnthropic, home: Path
 ) -> None:
-    """25 kills per file shape (50 in all); --run-slow runs 100 per shape."""
-    check_kill_stats(kill_loop(server, shape_path(shape, home), 25, shape), 25)
+    """50 kills per file shape (100 in all); --run-slow runs 200 per shape."""
+    check_kill_stats(kill_loop(server, shape_path(shape, home), 50, shape), 50)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("shape", ["ours", "claude_code"])
 def test_kill_9_loop_long(shape: str, server: FakeAnthropic, home: Path) -> None:
-    check_kill_stats(kill_loop(server, shape_path(shape, home), 100, shape), 100)
+    check_kill_stats(kill_loop(server, shape_path(shape, home), 200, shape), 200)
 
 
 # ----- disk faults ------------------------------------------------------------------------------

@@ -194,7 +194,8 @@ class BackoffSchedule:
             write_shared_state(path, state)
 
     def _clear_backoff(self, spent: Secret) -> None:
-        """A refresh succeeded: attempts are free again; ``spent`` is remembered as spent."""
+        """A refresh succeeded (and was saved): attempts are free again; ``spent`` is
+        remembered as spent, by every process."""
         self._failures = 0
         self._retry_not_before = -math.inf
         self._last_error = ""

@@ -119,8 +119,8 @@ class RefreshSteps(BackoffSchedule, StoreSync):
         )
         if fresh.expires_at is not None:
             self._granted_lifetime = max(0.0, fresh.expires_at - started)
+        self._persist(fresh, spent=spent)  # first: every moment before it can lose the login
         self._clear_backoff(spent)
-        self._persist(fresh, spent=spent)
         log.info(
             "Refreshed the OAuth access token (valid for %.0f s)%s",
             (self.token_expiry or 0) - self._clock(),
