@@ -7,6 +7,7 @@ token file exactly as it was.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -652,3 +653,128 @@ def test_invalid_grant_with_an_api_key_falls_back_and_keeps_the_file(
     assert key not in warnings[0] and refresh not in warnings[0]
     assert server.token_posts == 1
     assert token_path.read_bytes() == before
+
+
+# ----- figures: every endpoint fault, and an outage shared by waiting requests -----------------
+
+ODD_200S = {
+    "expires_in_missing": {"expires_in": None},
+    "expires_in_negative": {"expires_in": -5},
+    "expires_in_absurd": {"expires_in": 10**15},
+    "expires_in_a_string": {"expires_in": "soon"},
+    "access_token_missing": {"access_token": None},
+}
+
+
+def queue_fault(server: FakeAnthropic, case: str, spent: str) -> None:
+    """One misbehaving answer to the next token POST."""
+    if case in ODD_200S:  # a real rotation with odd fields
+        access, refresh = server.issue_tokens()
+        server.revoke_refresh_token(spent)
+        body = {"access_token": access, "refresh_token": refresh, "expires_in": 3600}
+        body.update(ODD_200S[case])
+        server.token_faults.append(Fault(200, {k: v for k, v in body.items() if v is not None}))
+    elif case == "reset":
+        server.token_faults.append(Fault(200, b"", close=True))
+    elif case == "hang":
+        server.token_faults.append(Fault(200, {}, delay=1.0))
+    else:
+        fault = TRANSIENT[case]
+        assert fault is not None
+        server.token_faults.append(fault)
+
+
+def test_every_endpoint_fault_leaves_the_login_alive(
+    server: FakeAnthropic, token_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(refresh_module, "REFRESH_TIMEOUT_SECONDS", 0.3)
+    cases = [c for c in TRANSIENT if c not in ("connection_refused", "timeout")]
+    cases += ["reset", "hang", *ODD_200S]
+    alive = []
+    for case in cases:
+        access, refresh = server.issue_tokens(expires_in=-5)
+        write_auth_file(token_path, access, refresh, expires_in=-5)
+        queue_fault(server, case, refresh)
+        manager = OAuthTokenManager(token_file=token_path, token_url=server.token_url)
+        try:
+            manager.get_valid_token()
+        except TokenRefreshError as error:
+            assert refresh not in str(error)
+        skip_backoff(manager)
+        assert manager.get_valid_token()  # the endpoint is back: the login works
+        try:
+            assert_refresh_token_accepted(server, token_path)  # and so does the file
+        except OAuthRefreshError:
+            continue
+        alive.append(case)
+    print(f"\n{len(cases)} endpoint faults, login alive afterwards in {len(alive)}: {cases}")
+    assert alive == cases and server.invalid_grants == 0
+
+
+OUTAGE_CHILD = textwrap.dedent(
+    """
+    import sys, threading, time
+    from claude_oauth_auth import OAuthTokenManager, TokenRefreshError
+    path, token_url = sys.argv[1:3]
+    threads, seconds = int(sys.argv[3]), float(sys.argv[4])
+    manager = OAuthTokenManager(token_file=path, token_url=token_url)
+    deadline = time.monotonic() + seconds
+
+    def requests():
+        while time.monotonic() < deadline:
+            try:
+                manager.get_valid_token()
+            except TokenRefreshError:
+                pass
+            time.sleep(0.01)
+
+    workers = [threading.Thread(target=requests) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    """
+)
+
+
+def outage(server: FakeAnthropic, path: Path, processes: int, threads: int) -> list[float]:
+    """``processes`` x ``threads`` requests keep asking for 3.5 s while the endpoint is down."""
+    access, refresh = server.issue_tokens(expires_in=-5)
+    write_auth_file(path, access, refresh, expires_in=-5)
+    server.token_faults.extend([Fault(500, {"error": "server_error"})] * 100)
+    command = [sys.executable, "-c", OUTAGE_CHILD, str(path), server.token_url, str(threads)]
+    children = [subprocess.Popen([*command, "3.5"]) for _ in range(processes)]
+    for child in children:
+        assert child.wait(timeout=60) == 0
+    times = list(server.token_post_times)
+    server.token_faults.clear()
+    assert_refresh_token_accepted(server, path)  # the outage cost nothing
+    return times
+
+
+def check_backoff_steps(times: list[float], label: str) -> None:
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    print(
+        f"\n{label}, 3.5 s outage: {len(times)} POSTs; gaps "
+        + ", ".join(f"{gap:.2f}" for gap in gaps)
+        + " s (each step waits 0.5-1 x 1, 2, 4 s)"
+    )
+    # At most one POST per backoff step: the k-th wait is at least half of 2^(k-1) seconds.
+    for step, gap in enumerate(gaps, start=1):
+        assert gap >= 0.5 * 2 ** (step - 1) - 0.05, (step, gaps)
+    assert 1 <= len(times) <= 4
+
+
+def test_50_requests_in_an_outage_post_once_per_backoff_step(
+    server: FakeAnthropic, token_path: Path
+) -> None:
+    check_backoff_steps(outage(server, token_path, 1, 50), "50 threads in 1 process")
+
+
+def test_50_requests_in_5_processes_share_the_backoff(
+    server: FakeAnthropic, token_path: Path
+) -> None:
+    times = outage(server, token_path, 5, 10)
+    check_backoff_steps(times, "5 processes x 10 threads")
+    state = read_json(token_path.with_name("auth.json.oauth.state"))
+    assert state["failures"] == 0  # cleared by the refresh that followed the outage

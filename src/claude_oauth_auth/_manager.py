@@ -196,12 +196,12 @@ class OAuthTokenManager(RefreshSteps):
 
     def token(self, *, force: bool = False, rejected: str | None = None) -> str:
         """The token to send; ``rejected`` is one the API just refused (refresh unless replaced)."""
-        refused = None if rejected is None else Secret(rejected)
-        del rejected  # from here on only masked: tracebacks that record locals stay clean
-        if not force and refused is None:
+        if not force and rejected is None:
             served = self._served
             if self._clock() < served.until:
                 return served.text
+        refused = None if rejected is None else Secret(rejected)
+        del rejected  # from here on only masked: tracebacks that record locals stay clean
         if not force and refused is None and self.is_token_valid() and self._failure is None:
             # Advisory window: serve the still-valid token rather than queue behind a refresh.
             if not self._lock.acquire(blocking=False):
