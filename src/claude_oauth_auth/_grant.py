@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import time
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -245,6 +244,8 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     try:
         seconds = float(value)
     except ValueError:
+        from email.utils import parsedate_to_datetime  # rare: only for a date
+
         try:
             moment = parsedate_to_datetime(value.strip())
         except (TypeError, ValueError, IndexError):
