@@ -102,7 +102,9 @@ class RefreshSteps(BackoffSchedule, StoreSync):
             fresh = self._grant(self.token_url, spent, self.client_id)
         except RefreshRefused as refused:
             if self._adopt_rotation_by_other_program(spent):
-                return self._current()
+                # Their access token, or (already expired) one refresh with their new
+                # refresh token.
+                return self._current() if self.is_token_valid() else self._spend_refresh_token()
             message = f"the token endpoint refused the refresh token ({refused})"
             self._failure = (message, spent.reveal(), refused.status)
             self._raise_refused(message, refused.status)
