@@ -283,8 +283,15 @@ TRANSIENT_FAULTS = {
 
 @pytest.mark.parametrize("case", sorted(TRANSIENT_FAULTS))
 def test_transient_fault_with_a_still_valid_token_serves_it(
-    case: str, server: FakeAnthropic, token_path: Path, caplog: pytest.LogCaptureFixture
+    case: str,
+    server: FakeAnthropic,
+    token_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from claude_oauth_auth import _backoff
+
+    monkeypatch.setattr(_backoff, "BACKOFF_BASE_SECONDS", 30.0)  # one step, even on a slow box
     access, refresh = server.issue_tokens(expires_in=100)
     write_auth_file(token_path, access, refresh, expires_in=100)
     before = token_path.read_bytes()

@@ -40,6 +40,7 @@ from claude_oauth_auth import (
     OAuthTokenManager,
     TokenRefreshError,
 )
+from claude_oauth_auth import _backoff as backoff_module
 from claude_oauth_auth import _grant as refresh_module
 from claude_oauth_auth import _sync as oauth_module
 from claude_oauth_auth._tokens import TokenSet, parse_token_document
@@ -561,9 +562,14 @@ def spoil_refresh_token(case: str, server: FakeAnthropic, refresh: str) -> None:
 
 @pytest.mark.parametrize("faulty", ALL_FAULTS, indirect=True)
 def test_fault_with_a_still_valid_token(
-    faulty: str, server: FakeAnthropic, token_path: Path, caplog: pytest.LogCaptureFixture
+    faulty: str,
+    server: FakeAnthropic,
+    token_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Within the threshold but not expired: transient faults serve the current token."""
+    monkeypatch.setattr(backoff_module, "BACKOFF_BASE_SECONDS", 30.0)  # one step, even slow
     access, refresh = server.issue_tokens(expires_in=100)
     write_auth_file(token_path, access, refresh, expires_in=100)
     spoil_refresh_token(faulty, server, refresh)

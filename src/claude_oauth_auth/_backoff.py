@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 BACKOFF_BASE_SECONDS = 1.0
+MIN_RETRY_AFTER_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 60.0
 MAX_SPENT = 8
 MAX_STATE_BYTES = 64 * 1024
@@ -47,7 +48,7 @@ MAX_STATE_BYTES = 64 * 1024
 def backoff_delay(failures: int, retry_after: float | None, rng: random.Random) -> float:
     """Seconds to wait after the ``failures``-th failure in a row."""
     if retry_after is not None:
-        return max(BACKOFF_BASE_SECONDS, retry_after)
+        return max(MIN_RETRY_AFTER_SECONDS, retry_after)
     step = min(MAX_BACKOFF_SECONDS, BACKOFF_BASE_SECONDS * 2.0 ** max(0, failures - 1))
     return step * rng.uniform(0.5, 1.0)
 

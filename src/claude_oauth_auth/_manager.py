@@ -229,11 +229,17 @@ class OAuthTokenManager(RefreshSteps):
             return text
         import anyio.to_thread
 
-        return await anyio.to_thread.run_sync(lambda: self.token(force=force, rejected=rejected))
+        refused = None if rejected is None else Secret(rejected)
+        del rejected  # masked from here on (tracebacks that record locals)
+        return await anyio.to_thread.run_sync(
+            lambda: self.token(force=force, rejected=refused.reveal() if refused else None)
+        )
 
     def refresh_rejected(self, rejected_token: str) -> str:
         """The API refused ``rejected_token``: refresh unless someone already replaced it."""
-        return self.token(rejected=rejected_token)
+        refused = Secret(rejected_token)
+        del rejected_token  # masked from here on (tracebacks that record locals)
+        return self.token(rejected=refused.reveal())
 
     def refresh(self) -> str:
         """Force a refresh now (one POST, under both locks) and return the new access token."""
