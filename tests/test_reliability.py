@@ -209,11 +209,15 @@ def kill_loop(server: FakeAnthropic, path: Path, kills: int, shape: str) -> dict
             #    A save killed after its temp file was complete left the newer tokens there:
             #    the next refresh adopts them.
             in_temp = newer_tokens_in_a_temp_file(path, tokens)
+            before_check = describe_temps(path)
             try:
                 assert_refresh_token_accepted(server, path)
             except OAuthRefreshError:
                 if tokens.refresh_token != last_spent:
-                    lost.append(f"round {round_number}: the file went back to an older token")
+                    lost.append(
+                        f"round {round_number}: the file went back to an older token: "
+                        + diagnose(server, path, tokens, before_check)
+                    )
                 if in_temp:
                     stats["losses_a_temp_file_could_have_saved"] += 1
                 stats["in_flight_losses"] += 1
@@ -232,16 +236,35 @@ def kill_loop(server: FakeAnthropic, path: Path, kills: int, shape: str) -> dict
 
 
 def newer_tokens_in_a_temp_file(path: Path, on_disk: TokenSet) -> bool:
+    """A temp file holds other tokens, expiring later (or as late, and written later)."""
+    file_age = (on_disk.expires_at or 0, path.stat().st_mtime_ns)
     for leftover in path.parent.glob(f".{path.name}.*.tmp"):
         try:
             tokens, _ = parse_token_document(json.loads(leftover.read_text()))
-        except ValueError:
+        except (ValueError, TypeError):
             continue  # half written, or the shared state's own temp file
-        if tokens.refresh_token != on_disk.refresh_token and (tokens.expires_at or 0) > (
-            on_disk.expires_at or 0
-        ):
+        age = (tokens.expires_at or 0, leftover.stat().st_mtime_ns)
+        if tokens.refresh_token != on_disk.refresh_token and age > file_age:
             return True
     return False
+
+
+def describe_temps(path: Path) -> str:
+    described = []
+    for leftover in sorted(path.parent.glob(f".{path.name}.*.tmp")):
+        try:
+            tokens, _ = parse_token_document(json.loads(leftover.read_text()))
+            described.append(f"{leftover.name}={tokens.refresh_token[-6:]}@{tokens.expires_at}")
+        except (ValueError, TypeError):
+            described.append(f"{leftover.name}=unparsable")
+    return ", ".join(described)
+
+
+def diagnose(server: FakeAnthropic, path: Path, on_disk: TokenSet, temps: str) -> str:
+    with server.lock:
+        spent = [str(r.get("refresh_token", ""))[-6:] for r in server.token_requests[-6:]]
+    refresh = (on_disk.refresh_token or "")[-6:]
+    return f"file {refresh}@{on_disk.expires_at}, last POSTs {spent}, temps before: {temps}"
 
 
 def self_log(log_file: Path) -> str:

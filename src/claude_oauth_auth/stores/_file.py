@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,7 +95,9 @@ class FileStore:
             current: TokenSet | None = self.load()
         except TokenFileError:
             current = None  # a broken file: any whole save of ours is better
-        best: tuple[float, Path] | None = None
+        # Newer: a later expiry, or the same one (whole seconds) written after the file was.
+        floor = (-math.inf, -1) if current is None else _age(current, self.path)
+        best: tuple[tuple[float, int], Path] | None = None
         for candidate in leftover_temp_files(self.path):
             try:
                 tokens, shape = self._parse(read_json_file(candidate))
@@ -104,11 +107,9 @@ class FileStore:
                 continue
             if current is not None and tokens.refresh_token == current.refresh_token:
                 continue
-            expiry = tokens.expires_at if tokens.expires_at is not None else -1.0
-            if current is not None and expiry <= (current.expires_at or -1.0):
-                continue
-            if best is None or expiry > best[0]:
-                best = (expiry, candidate)
+            age = _age(tokens, candidate)
+            if age > floor and (best is None or age > best[0]):
+                best = (age, candidate)
         if best is None:
             return False
         adopt_temp_file(best[1], self.path)
@@ -152,6 +153,15 @@ class FileStore:
             return parse_token_document(document)
         except TokenFormatError as error:
             raise TokenFileError(str(self.path), str(error)) from None
+
+
+def _age(tokens: TokenSet, path: Path) -> tuple[float, int]:
+    """How new a saved token set is: its expiry, then when its file was written."""
+    try:
+        written = os.stat(path).st_mtime_ns
+    except OSError:
+        written = -1
+    return (tokens.expires_at if tokens.expires_at is not None else -1.0, written)
 
 
 def path_of(store: object) -> Path | None:
