@@ -30,7 +30,8 @@ __all__ = ["Grant", "OAuthTokenManager", "default_token_file", "make_access_toke
 log = logging.getLogger("claude_oauth_auth")
 
 Grant = Callable[[str, Secret, str], TokenSet]
-"""The refresh grant: ``grant(token_url, refresh_token, client_id) -> TokenSet``."""
+"""The refresh grant: ``grant(token_url, refresh_token, client_id) -> TokenSet``; the refresh
+token comes as a masked ``Secret`` (``.reveal()`` gives the value)."""
 
 FORCED_REFRESH_DEBOUNCE_SECONDS = 5.0
 
