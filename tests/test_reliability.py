@@ -70,6 +70,16 @@ def wait_until_idle(server: FakeAnthropic, timeout: float = 5.0) -> None:
     raise AssertionError("the loopback server still has requests in flight")
 
 
+def wait_until_settled(server: FakeAnthropic, quiet: float = 0.05) -> None:
+    """Idle, and no new token POST for ``quiet`` seconds: a killed child's request may still
+    wait in the listening socket's queue, to be accepted (and spend its token) a bit later."""
+    last = -1
+    while server.token_posts != last:
+        last = server.token_posts
+        time.sleep(quiet)
+        wait_until_idle(server)
+
+
 def assert_refresh_token_accepted(server: FakeAnthropic, path: Path) -> None:
     """The refresh token on disk works: spend it (the new pair is saved for the next round)."""
     before = server.invalid_grants
@@ -179,7 +189,7 @@ def kill_loop(server: FakeAnthropic, path: Path, kills: int, shape: str) -> dict
                 f"the child stopped on its own (status {status}): {self_log(zygote.log_file)}"
             )
             stats["kills"] += 1
-            wait_until_idle(server)
+            wait_until_settled(server)
             stats["child_posts"] += server.token_posts - posts_before
             # A child never spends a refresh token twice (only our checks below may).
             assert server.invalid_grants == stats["in_flight_losses"]
