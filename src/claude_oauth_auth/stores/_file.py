@@ -112,7 +112,11 @@ class FileStore:
                 best = (age, candidate)
         if best is None:
             return False
-        adopt_temp_file(best[1], self.path)
+        try:
+            adopt_temp_file(best[1], self.path)
+        except OSError as error:
+            log.warning("Could not recover %s: %s", best[1].name, error.strerror or error)
+            return False
         log.warning(
             "Recovered newer OAuth tokens from %s, a save to %s that was interrupted",
             best[1].name,
