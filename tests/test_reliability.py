@@ -70,7 +70,7 @@ def wait_until_idle(server: FakeAnthropic, timeout: float = 5.0) -> None:
     raise AssertionError("the loopback server still has requests in flight")
 
 
-def wait_until_settled(server: FakeAnthropic, quiet: float = 0.05) -> None:
+def wait_until_settled(server: FakeAnthropic, quiet: float = 0.02) -> None:
     """Idle, and no new token POST for ``quiet`` seconds: a killed child's request may still
     wait in the listening socket's queue, to be accepted (and spend its token) a bit later."""
     last = -1
@@ -210,12 +210,6 @@ def kill_loop(server: FakeAnthropic, path: Path, kills: int, shape: str) -> dict
             # 3. The refresh token on disk still works, unless the child died after the
             #    server spent it and before the new pair reached the disk (a response lost
             #    in flight: no client can keep that login with single-use refresh tokens).
-            with server.lock:
-                last_spent = (
-                    server.token_requests[-1].get("refresh_token")
-                    if server.token_requests
-                    else None
-                )
             #    A save killed after its temp file was complete left the newer tokens there:
             #    the next refresh adopts them.
             in_temp = newer_tokens_in_a_temp_file(path, tokens)
@@ -223,6 +217,11 @@ def kill_loop(server: FakeAnthropic, path: Path, kills: int, shape: str) -> dict
             try:
                 assert_refresh_token_accepted(server, path)
             except OAuthRefreshError:
+                # The check's refused POST is the last one; the child's last is just before
+                # it (even when the killed child's request was accepted late, from the queue).
+                with server.lock:
+                    requests = server.token_requests
+                    last_spent = requests[-2].get("refresh_token") if len(requests) > 1 else None
                 if tokens.refresh_token != last_spent:
                     lost.append(
                         f"round {round_number}: the file went back to an older token: "
