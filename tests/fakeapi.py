@@ -338,6 +338,7 @@ class FakeAnthropic:
         self.invalid_grants: int = 0
         self.token_requests: list[dict[str, Any]] = []
         self.token_headers: list[dict[str, str]] = []  # lower-cased, one per token POST
+        self.token_post_times: list[float] = []  # time.monotonic() of each token POST
         self.api_requests: list[RecordedRequest] = []
         self.errors: list[str] = []  # tracebacks of unexpected server-side exceptions
 
@@ -463,6 +464,7 @@ class FakeAnthropic:
             self.invalid_grants = 0
             self.token_requests.clear()
             self.token_headers.clear()
+            self.token_post_times.clear()
             self.api_requests.clear()
 
     def _record_error(self, text: str) -> None:
@@ -488,6 +490,7 @@ class FakeAnthropic:
             self.token_posts += 1
             self.token_requests.append(body if body is not None else {})
             self.token_headers.append(dict(headers))
+            self.token_post_times.append(time.monotonic())
             fault = self.token_faults.pop(0) if self.token_faults else None
             latency = self.refresh_latency
 

@@ -275,18 +275,23 @@ TRANSIENT_FAULTS = {
     "429": Fault(429, {"error": "rate_limited"}),
     "non_json": Fault(200, "<html>oops</html>"),
     "json_list": Fault(200, [1, 2]),
-    "missing_access_token": Fault(200, {"refresh_token": "x", "expires_in": 3600}),
-    "expires_in_not_a_number": Fault(
-        200, {"access_token": "sk-ant-oat01-new", "refresh_token": "r", "expires_in": "soon"}
-    ),
+    "no_tokens_at_all": Fault(200, {"expires_in": 3600}),
     "closed_connection": Fault(200, b"", close=True),
+    "302_redirect": Fault(302, "", headers={"Location": "https://elsewhere.example/token"}),
 }
 
 
 @pytest.mark.parametrize("case", sorted(TRANSIENT_FAULTS))
 def test_transient_fault_with_a_still_valid_token_serves_it(
-    case: str, server: FakeAnthropic, token_path: Path, caplog: pytest.LogCaptureFixture
+    case: str,
+    server: FakeAnthropic,
+    token_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from claude_oauth_auth import _backoff
+
+    monkeypatch.setattr(_backoff, "BACKOFF_BASE_SECONDS", 30.0)  # one step, even on a slow box
     access, refresh = server.issue_tokens(expires_in=100)
     write_auth_file(token_path, access, refresh, expires_in=100)
     before = token_path.read_bytes()
@@ -305,17 +310,23 @@ def test_transient_fault_with_a_still_valid_token_serves_it(
 
 
 @pytest.mark.parametrize("case", ["500", "non_json", "closed_connection"])
-def test_transient_fault_with_an_expired_token_raises_and_recovers(
-    case: str, server: FakeAnthropic, token_path: Path
+def test_transient_fault_with_an_expired_token_raises_backs_off_and_recovers(
+    case: str, server: FakeAnthropic, token_path: Path, clock: Clock
 ) -> None:
     access, refresh = server.issue_tokens(expires_in=-1)
     write_auth_file(token_path, access, refresh, expires_in=-1)
     before = token_path.read_bytes()
     server.token_faults.append(TRANSIENT_FAULTS[case])
-    manager = manager_for(token_path, server)
+    manager = manager_for(token_path, server, clock=clock)
     with pytest.raises(TokenRefreshError):
         manager.get_valid_token()
     assert token_path.read_bytes() == before
+    # Backing off: the next call fails at once, without a POST, saying when to retry.
+    with pytest.raises(TokenRefreshError, match="backing off") as caught:
+        manager.get_valid_token()
+    assert caught.value.retry_after is not None and 0.5 <= caught.value.retry_after <= 1.0
+    assert server.token_posts == 1
+    clock.advance(1.01)
     assert manager.get_valid_token() != access  # the fault has passed: refresh works
     assert server.token_posts == 2 and server.invalid_grants == 0
 

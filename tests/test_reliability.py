@@ -7,6 +7,7 @@ token file exactly as it was.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -25,7 +26,13 @@ from typing import Any
 import anthropic
 import pytest
 from fakeapi import FakeAnthropic, Fault
-from helpers import claude_code_path, read_json, write_auth_file, write_claude_code_file
+from helpers import (
+    claude_code_path,
+    read_json,
+    skip_backoff,
+    write_auth_file,
+    write_claude_code_file,
+)
 
 from claude_oauth_auth import (
     ClaudeClient,
@@ -33,9 +40,10 @@ from claude_oauth_auth import (
     OAuthTokenManager,
     TokenRefreshError,
 )
+from claude_oauth_auth import _backoff as backoff_module
 from claude_oauth_auth import _grant as refresh_module
 from claude_oauth_auth import _sync as oauth_module
-from claude_oauth_auth._tokens import parse_token_document
+from claude_oauth_auth._tokens import TokenSet, parse_token_document
 from claude_oauth_auth.stores._files import file_lock
 
 MODEL = "claude-test-1"
@@ -60,6 +68,16 @@ def wait_until_idle(server: FakeAnthropic, timeout: float = 5.0) -> None:
                 return
         time.sleep(0.002)
     raise AssertionError("the loopback server still has requests in flight")
+
+
+def wait_until_settled(server: FakeAnthropic, quiet: float = 0.02) -> None:
+    """Idle, and no new token POST for ``quiet`` seconds: a killed child's request may still
+    wait in the listening socket's queue, to be accepted (and spend its token) a bit later."""
+    last = -1
+    while server.token_posts != last:
+        last = server.token_posts
+        time.sleep(quiet)
+        wait_until_idle(server)
 
 
 def assert_refresh_token_accepted(server: FakeAnthropic, path: Path) -> None:
@@ -146,7 +164,15 @@ def kill_loop(server: FakeAnthropic, path: Path, kills: int, shape: str) -> dict
     log_in(server, path, shape)
     rng = random.Random(1234)
     zygote = Zygote(path, server.token_url)
-    stats = {"kills": 0, "in_flight_losses": 0, "child_posts": 0, "temp_files_left": 0}
+    stats = {
+        "kills": 0,
+        "corrupt_files": 0,
+        "in_flight_losses": 0,
+        "temp_recoveries": 0,
+        "losses_a_temp_file_could_have_saved": 0,
+        "child_posts": 0,
+        "temp_files_left": 0,
+    }
     lost: list[str] = []
     try:
         for round_number in range(kills):
@@ -163,14 +189,18 @@ def kill_loop(server: FakeAnthropic, path: Path, kills: int, shape: str) -> dict
                 f"the child stopped on its own (status {status}): {self_log(zygote.log_file)}"
             )
             stats["kills"] += 1
-            wait_until_idle(server)
+            wait_until_settled(server)
             stats["child_posts"] += server.token_posts - posts_before
             # A child never spends a refresh token twice (only our checks below may).
             assert server.invalid_grants == stats["in_flight_losses"]
 
             # 1. The file always parses, in full.
-            document = read_json(path)
-            tokens, found_shape = parse_token_document(document)
+            try:
+                document = read_json(path)
+                tokens, found_shape = parse_token_document(document)
+            except ValueError:
+                stats["corrupt_files"] += 1
+                raise
             assert found_shape == shape and tokens.access_token and tokens.refresh_token
             if shape == "claude_code":  # keys we do not own survive every write
                 assert document["mcpOAuth"] == {"server": {"token": "keep-me"}}
@@ -180,19 +210,29 @@ def kill_loop(server: FakeAnthropic, path: Path, kills: int, shape: str) -> dict
             # 3. The refresh token on disk still works, unless the child died after the
             #    server spent it and before the new pair reached the disk (a response lost
             #    in flight: no client can keep that login with single-use refresh tokens).
-            with server.lock:
-                last_spent = (
-                    server.token_requests[-1].get("refresh_token")
-                    if server.token_requests
-                    else None
-                )
+            #    A save killed after its temp file was complete left the newer tokens there:
+            #    the next refresh adopts them.
+            in_temp = newer_tokens_in_a_temp_file(path, tokens)
+            before_check = describe_temps(path)
             try:
                 assert_refresh_token_accepted(server, path)
             except OAuthRefreshError:
+                # The check's refused POST is the last one; the child's last is just before
+                # it (even when the killed child's request was accepted late, from the queue).
+                with server.lock:
+                    requests = server.token_requests
+                    last_spent = requests[-2].get("refresh_token") if len(requests) > 1 else None
                 if tokens.refresh_token != last_spent:
-                    lost.append(f"round {round_number}: the file went back to an older token")
+                    lost.append(
+                        f"round {round_number}: the file went back to an older token: "
+                        + diagnose(server, path, tokens, before_check)
+                    )
+                if in_temp:
+                    stats["losses_a_temp_file_could_have_saved"] += 1
                 stats["in_flight_losses"] += 1
                 log_in(server, path, shape)  # log in again, carry on
+            else:
+                stats["temp_recoveries"] += in_temp
     finally:
         zygote.close()
     leftovers = list(path.parent.glob(f".{path.name}.*.tmp"))
@@ -202,6 +242,38 @@ def kill_loop(server: FakeAnthropic, path: Path, kills: int, shape: str) -> dict
     assert lost == []
     assert not zygote.log_file.exists(), zygote.log_file.read_text()
     return stats
+
+
+def newer_tokens_in_a_temp_file(path: Path, on_disk: TokenSet) -> bool:
+    """A temp file holds other tokens, expiring later (or as late, and written later)."""
+    file_age = (on_disk.expires_at or 0, path.stat().st_mtime_ns)
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            tokens, _ = parse_token_document(json.loads(leftover.read_text()))
+        except (ValueError, TypeError):
+            continue  # half written, or the shared state's own temp file
+        age = (tokens.expires_at or 0, leftover.stat().st_mtime_ns)
+        if tokens.refresh_token != on_disk.refresh_token and age > file_age:
+            return True
+    return False
+
+
+def describe_temps(path: Path) -> str:
+    described = []
+    for leftover in sorted(path.parent.glob(f".{path.name}.*.tmp")):
+        try:
+            tokens, _ = parse_token_document(json.loads(leftover.read_text()))
+            described.append(f"{leftover.name}={tokens.refresh_token[-6:]}@{tokens.expires_at}")
+        except (ValueError, TypeError):
+            described.append(f"{leftover.name}=unparsable")
+    return ", ".join(described)
+
+
+def diagnose(server: FakeAnthropic, path: Path, on_disk: TokenSet, temps: str) -> str:
+    with server.lock:
+        spent = [str(r.get("refresh_token", ""))[-6:] for r in server.token_requests[-6:]]
+    refresh = (on_disk.refresh_token or "")[-6:]
+    return f"file {refresh}@{on_disk.expires_at}, last POSTs {spent}, temps before: {temps}"
 
 
 def self_log(log_file: Path) -> str:
@@ -214,6 +286,7 @@ def check_kill_stats(stats: dict[str, int], kills: int) -> None:
     # temp_files_left: kills in the middle of a save (the token file itself stayed whole).
     print(f"\nkill -9 loop: {stats}")
     assert stats["kills"] == kills
+    assert stats["corrupt_files"] == 0 and stats["losses_a_temp_file_could_have_saved"] == 0
     assert stats["child_posts"] >= kills  # every kill landed on a busy child
 
 
@@ -225,14 +298,14 @@ def shape_path(shape: str, home: Path) -> Path:
 def test_kill_9_loop_never_corrupts_or_loses_the_login(
     shape: str, server: FakeAnthropic, home: Path
 ) -> None:
-    """25 kills per file shape (50 in all); --run-slow runs 100 per shape."""
-    check_kill_stats(kill_loop(server, shape_path(shape, home), 25, shape), 25)
+    """50 kills per file shape (100 in all); --run-slow runs 200 per shape."""
+    check_kill_stats(kill_loop(server, shape_path(shape, home), 50, shape), 50)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("shape", ["ours", "claude_code"])
 def test_kill_9_loop_long(shape: str, server: FakeAnthropic, home: Path) -> None:
-    check_kill_stats(kill_loop(server, shape_path(shape, home), 100, shape), 100)
+    check_kill_stats(kill_loop(server, shape_path(shape, home), 200, shape), 200)
 
 
 # ----- disk faults ------------------------------------------------------------------------------
@@ -271,11 +344,8 @@ DISK_CHILD = textwrap.dedent(
         report(error=f"{type(error).__name__}: {error}")
         sys.exit(0)
     report(rotated=first != original, kept=first == second, records=records)
-    sys.stdin.readline()  # the parent fixed the disk (or asks us to)
-    if mode == "full_disk":
-        resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
-    elif os.geteuid() == 0:
-        subprocess.run(["umount", folder], check=True)
+    sys.stdin.readline()  # the parent asks us to fix the disk
+    resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
     time.sleep(_oauth.SAVE_RETRY_INTERVAL_SECONDS + 0.05)
     third = manager.get_valid_token()
     with open(path) as handle:
@@ -298,24 +368,13 @@ def read_only_mount_available() -> bool:
 
 
 def disk_child_command(mode: str, path: Path, server: FakeAnthropic) -> list[str]:
-    child = [sys.executable, "-c", DISK_CHILD, mode, str(path), server.token_url]
-    folder = str(path.parent)
-    if mode == "read_only" and os.geteuid() == 0:
-        # Root ignores permissions: give the child its own mount namespace in which the
-        # token folder is a read-only bind mount of itself (EROFS, as on a read-only volume).
-        script = (
-            'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" "$1" && shift && exec "$@"'
-        )
-        return ["unshare", "-m", "sh", "-c", script, "sh", folder, *child, folder]
-    return [*child, folder]
+    return [sys.executable, "-c", DISK_CHILD, mode, str(path), server.token_url, str(path.parent)]
 
 
 def run_disk_fault(mode: str, server: FakeAnthropic, path: Path) -> None:
     access, refresh = server.issue_tokens(expires_in=-5)
     write_auth_file(path, access, refresh, expires_in=-5)
     before = path.read_bytes()
-    if mode == "read_only" and os.geteuid() != 0:
-        path.parent.chmod(0o500)
     child = subprocess.Popen(
         disk_child_command(mode, path, server),
         stdin=subprocess.PIPE,
@@ -335,8 +394,6 @@ def run_disk_fault(mode: str, server: FakeAnthropic, path: Path) -> None:
         assert len(errors) == 1 and str(path) in errors[0]
         assert refresh not in errors[0]
         # The fault goes away: the next check saves the tokens it kept.
-        if mode == "read_only" and os.geteuid() != 0:
-            path.parent.chmod(0o700)
         child.stdin.write("go\n")
         child.stdin.flush()
         after = json.loads(child.stdout.readline() or '{"error": "child died"}')
@@ -353,11 +410,96 @@ def run_disk_fault(mode: str, server: FakeAnthropic, path: Path) -> None:
     assert_refresh_token_accepted(server, path)  # nothing lost
 
 
+# N processes share a read-only token folder: none may spend the single-use refresh token,
+# whose successor it could not save. Each reports what it got.
+READ_ONLY_CHILDREN = textwrap.dedent(
+    """
+    import json, logging, os, sys
+    path, token_url, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    from claude_oauth_auth import OAuthTokenManager, TokenRefreshError
+
+    def one():
+        records = []
+
+        class Keep(logging.Handler):
+            def emit(self, record):
+                records.append((record.levelname, record.getMessage()))
+
+        logging.getLogger("claude_oauth_auth").addHandler(Keep())
+        manager = OAuthTokenManager(token_file=path, token_url=token_url)
+        original = manager.access_token
+        outcome = {}
+        try:
+            outcome["served_original"] = manager.get_valid_token() == original
+            outcome["again"] = manager.get_valid_token() == original
+        except TokenRefreshError as error:
+            outcome["error"] = str(error)
+        outcome["records"] = records
+        return outcome
+
+    children = []
+    for _ in range(count):
+        pid = os.fork()
+        if pid == 0:
+            os.write(1, (json.dumps(one()) + "\\n").encode())
+            os._exit(0)
+        children.append(pid)
+    for pid in children:
+        os.waitpid(pid, 0)
+    """
+)
+
+
+def run_read_only(server: FakeAnthropic, path: Path, expires_in: float, count: int) -> list[Any]:
+    access, refresh = server.issue_tokens(expires_in=expires_in)
+    write_auth_file(path, access, refresh, expires_in=expires_in)
+    before = path.read_bytes()
+    child = [sys.executable, "-c", READ_ONLY_CHILDREN, str(path), server.token_url, str(count)]
+    folder = str(path.parent)
+    if os.geteuid() == 0:  # root ignores permissions: a read-only bind mount (EROFS)
+        script = (
+            'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" "$1" && shift && exec "$@"'
+        )
+        command = ["unshare", "-m", "sh", "-c", script, "sh", folder, *child]
+    else:
+        path.parent.chmod(0o500)
+        command = child
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    finally:
+        path.parent.chmod(0o700)
+    assert done.returncode == 0, done.stderr
+    outcomes = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(outcomes) == count
+    # Nothing spent, nothing written, no secret in any output; the login still works.
+    assert server.token_posts == 0
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == ["auth.json"]
+    assert access not in done.stdout + done.stderr and refresh not in done.stdout + done.stderr
+    assert_refresh_token_accepted(server, path)
+    return outcomes
+
+
 @pytest.mark.skipif(not read_only_mount_available(), reason="needs unshare + mount as root")
-def test_read_only_folder_keeps_tokens_in_memory_and_saves_later(
+def test_read_only_folder_expired_token_spends_nothing_and_names_the_path(
     server: FakeAnthropic, token_path: Path
 ) -> None:
-    run_disk_fault("read_only", server, token_path)
+    for outcome in run_read_only(server, token_path, expires_in=-5, count=6):
+        error = outcome.get("error", "")
+        assert str(token_path.parent) in error, outcome
+        reason = "read-only file system" if os.geteuid() == 0 else "not writable (permissions)"
+        assert reason in error and "would lose this login" in error
+
+
+@pytest.mark.skipif(not read_only_mount_available(), reason="needs unshare + mount as root")
+def test_read_only_folder_serves_a_still_valid_token_with_one_warning(
+    server: FakeAnthropic, token_path: Path
+) -> None:
+    for outcome in run_read_only(server, token_path, expires_in=100, count=4):
+        assert outcome.get("served_original") and outcome.get("again"), outcome
+        warnings = [message for level, message in outcome["records"] if level == "WARNING"]
+        assert len(warnings) == 1 and "still valid" in warnings[0]
+        assert str(token_path.parent) in warnings[0]
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs RLIMIT_FSIZE (POSIX)")
@@ -418,10 +560,8 @@ TRANSIENT = {
     "connection_refused": None,  # the endpoint is down
     "non_json_body": Fault(200, "<html>gateway</html>"),
     "json_list": Fault(200, [1, 2]),
-    "missing_access_token": Fault(200, {"refresh_token": "x", "expires_in": 3600}),
-    "expires_in_not_a_number": Fault(
-        200, {"access_token": "sk-ant-oat01-x", "refresh_token": "y", "expires_in": "soon"}
-    ),
+    "no_tokens_at_all": Fault(200, {"token_type": "Bearer"}),
+    "redirect": Fault(307, "", headers={"Location": "https://elsewhere.example/token"}),
 }
 ALL_FAULTS = [*TRANSIENT, "invalid_grant"]
 
@@ -454,9 +594,14 @@ def spoil_refresh_token(case: str, server: FakeAnthropic, refresh: str) -> None:
 
 @pytest.mark.parametrize("faulty", ALL_FAULTS, indirect=True)
 def test_fault_with_a_still_valid_token(
-    faulty: str, server: FakeAnthropic, token_path: Path, caplog: pytest.LogCaptureFixture
+    faulty: str,
+    server: FakeAnthropic,
+    token_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Within the threshold but not expired: transient faults serve the current token."""
+    monkeypatch.setattr(backoff_module, "BACKOFF_BASE_SECONDS", 30.0)  # one step, even slow
     access, refresh = server.issue_tokens(expires_in=100)
     write_auth_file(token_path, access, refresh, expires_in=100)
     spoil_refresh_token(faulty, server, refresh)
@@ -496,18 +641,25 @@ def test_fault_with_an_expired_token(
         assert server.token_posts == 1
         assert token_path.read_bytes() == before
         return
-    client = ClaudeClient(max_retries=0)
+    client = ClaudeClient(max_retries=0)  # its first refresh fails and schedules the next
+    posts = server.token_posts
+    assert posts == (0 if faulty == "connection_refused" else 1)
     with pytest.raises(anthropic.APIConnectionError) as caught:
         ask(client)
     assert isinstance(caught.value.__cause__, TokenRefreshError)
+    assert "backing off" in str(caught.value.__cause__)  # failed fast: no second POST
     assert refresh not in str(caught.value.__cause__)
+    assert server.token_posts == posts
     assert token_path.read_bytes() == before
     assert server.api_requests == []  # the expired token was never sent
-    # The endpoint recovers: the next request refreshes once and succeeds.
+    # The endpoint recovers; once the backoff is over the next request refreshes once.
     server.token_faults.clear()
     monkeypatch.setattr(refresh_module, "REFRESH_TIMEOUT_SECONDS", 30.0)
     manager = client.auth_manager.token_manager
     assert manager is not None
+    expected = 7.0 if faulty == "503_retry_after" else 1.0
+    assert 0 < manager.retry_in <= expected
+    skip_backoff(manager)
     manager.token_url = server.token_url
     posts = server.token_posts
     ask(client)
@@ -539,3 +691,128 @@ def test_invalid_grant_with_an_api_key_falls_back_and_keeps_the_file(
     assert key not in warnings[0] and refresh not in warnings[0]
     assert server.token_posts == 1
     assert token_path.read_bytes() == before
+
+
+# ----- figures: every endpoint fault, and an outage shared by waiting requests -----------------
+
+ODD_200S = {
+    "expires_in_missing": {"expires_in": None},
+    "expires_in_negative": {"expires_in": -5},
+    "expires_in_absurd": {"expires_in": 10**15},
+    "expires_in_a_string": {"expires_in": "soon"},
+    "access_token_missing": {"access_token": None},
+}
+
+
+def queue_fault(server: FakeAnthropic, case: str, spent: str) -> None:
+    """One misbehaving answer to the next token POST."""
+    if case in ODD_200S:  # a real rotation with odd fields
+        access, refresh = server.issue_tokens()
+        server.revoke_refresh_token(spent)
+        body = {"access_token": access, "refresh_token": refresh, "expires_in": 3600}
+        body.update(ODD_200S[case])
+        server.token_faults.append(Fault(200, {k: v for k, v in body.items() if v is not None}))
+    elif case == "reset":
+        server.token_faults.append(Fault(200, b"", close=True))
+    elif case == "hang":
+        server.token_faults.append(Fault(200, {}, delay=1.0))
+    else:
+        fault = TRANSIENT[case]
+        assert fault is not None
+        server.token_faults.append(fault)
+
+
+def test_every_endpoint_fault_leaves_the_login_alive(
+    server: FakeAnthropic, token_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(refresh_module, "REFRESH_TIMEOUT_SECONDS", 0.3)
+    cases = [c for c in TRANSIENT if c not in ("connection_refused", "timeout")]
+    cases += ["reset", "hang", *ODD_200S]
+    alive = []
+    for case in cases:
+        access, refresh = server.issue_tokens(expires_in=-5)
+        write_auth_file(token_path, access, refresh, expires_in=-5)
+        queue_fault(server, case, refresh)
+        manager = OAuthTokenManager(token_file=token_path, token_url=server.token_url)
+        try:
+            manager.get_valid_token()
+        except TokenRefreshError as error:
+            assert refresh not in str(error)
+        skip_backoff(manager)
+        assert manager.get_valid_token()  # the endpoint is back: the login works
+        try:
+            assert_refresh_token_accepted(server, token_path)  # and so does the file
+        except OAuthRefreshError:
+            continue
+        alive.append(case)
+    print(f"\n{len(cases)} endpoint faults, login alive afterwards in {len(alive)}: {cases}")
+    assert alive == cases and server.invalid_grants == 0
+
+
+OUTAGE_CHILD = textwrap.dedent(
+    """
+    import sys, threading, time
+    from claude_oauth_auth import OAuthTokenManager, TokenRefreshError
+    path, token_url = sys.argv[1:3]
+    threads, seconds = int(sys.argv[3]), float(sys.argv[4])
+    manager = OAuthTokenManager(token_file=path, token_url=token_url)
+    deadline = time.monotonic() + seconds
+
+    def requests():
+        while time.monotonic() < deadline:
+            try:
+                manager.get_valid_token()
+            except TokenRefreshError:
+                pass
+            time.sleep(0.01)
+
+    workers = [threading.Thread(target=requests) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    """
+)
+
+
+def outage(server: FakeAnthropic, path: Path, processes: int, threads: int) -> list[float]:
+    """``processes`` x ``threads`` requests keep asking for 3.5 s while the endpoint is down."""
+    access, refresh = server.issue_tokens(expires_in=-5)
+    write_auth_file(path, access, refresh, expires_in=-5)
+    server.token_faults.extend([Fault(500, {"error": "server_error"})] * 100)
+    command = [sys.executable, "-c", OUTAGE_CHILD, str(path), server.token_url, str(threads)]
+    children = [subprocess.Popen([*command, "3.5"]) for _ in range(processes)]
+    for child in children:
+        assert child.wait(timeout=60) == 0
+    times = list(server.token_post_times)
+    server.token_faults.clear()
+    assert_refresh_token_accepted(server, path)  # the outage cost nothing
+    return times
+
+
+def check_backoff_steps(times: list[float], label: str) -> None:
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    print(
+        f"\n{label}, 3.5 s outage: {len(times)} POSTs; gaps "
+        + ", ".join(f"{gap:.2f}" for gap in gaps)
+        + " s (each step waits 0.5-1 x 1, 2, 4 s)"
+    )
+    # At most one POST per backoff step: the k-th wait is at least half of 2^(k-1) seconds.
+    for step, gap in enumerate(gaps, start=1):
+        assert gap >= 0.5 * 2 ** (step - 1) - 0.05, (step, gaps)
+    assert 1 <= len(times) <= 4
+
+
+def test_50_requests_in_an_outage_post_once_per_backoff_step(
+    server: FakeAnthropic, token_path: Path
+) -> None:
+    check_backoff_steps(outage(server, token_path, 1, 50), "50 threads in 1 process")
+
+
+def test_50_requests_in_5_processes_share_the_backoff(
+    server: FakeAnthropic, token_path: Path
+) -> None:
+    times = outage(server, token_path, 5, 10)
+    check_backoff_steps(times, "5 processes x 10 threads")
+    state = read_json(token_path.with_name("auth.json.oauth.state"))
+    assert state["failures"] == 0  # cleared by the refresh that followed the outage

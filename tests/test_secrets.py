@@ -23,7 +23,13 @@ from typing import Any
 import anthropic
 import pytest
 from fakeapi import FakeAnthropic, Fault
-from helpers import auth_file_path, claude_code_path, write_auth_file, write_claude_code_file
+from helpers import (
+    auth_file_path,
+    claude_code_path,
+    skip_backoff,
+    write_auth_file,
+    write_claude_code_file,
+)
 
 from claude_oauth_auth import (
     AsyncClaudeClient,
@@ -191,10 +197,14 @@ def test_refusals_and_transient_failures_without_a_key(
         Fault(500, {"error": refresh, "error_description": refresh}),
         Fault(401, {"error": {"type": "authentication_error", "message": f"no {refresh}"}}),
     ]
-    client = ClaudeClient(max_retries=0)
-    with pytest.raises(anthropic.APIConnectionError) as transient:
-        ask(client, sweep)
-    sweep.error(transient.value)
+    client = ClaudeClient(max_retries=0)  # spends the first 500: backing off
+    manager = client.auth_manager.token_manager
+    assert manager is not None
+    for _ in range(2):  # failing fast while backing off, then the second 500
+        with pytest.raises(anthropic.APIConnectionError) as transient:
+            ask(client, sweep)
+        sweep.error(transient.value)
+        skip_backoff(manager)
     with pytest.raises(anthropic.AuthenticationError) as refused:
         ask(client, sweep)
     sweep.error(refused.value)

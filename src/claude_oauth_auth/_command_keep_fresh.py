@@ -37,7 +37,7 @@ from ._errors import StoreError, TokenFileError, TokenRefreshError
 
 if TYPE_CHECKING:
     from ._manager import OAuthTokenManager
-    from ._tokens import TokenSet
+    from ._tokens import Secret, TokenSet
     from .stores._base import TokenStore
 
 __all__ = ["KeepFresh", "add_keep_fresh_arguments", "run_keep_fresh"]
@@ -195,10 +195,11 @@ class KeepFresh:
         return None
 
     def _manager(self) -> OAuthTokenManager:
-        from ._manager import OAuthTokenManager, _default_grant
+        from ._manager import OAuthTokenManager
+        from ._spend import default_grant
 
-        def counted(token_url: str, refresh_token: str, client_id: str) -> TokenSet:
-            tokens = _default_grant(token_url, refresh_token, client_id)
+        def counted(token_url: str, refresh_token: Secret, client_id: str) -> TokenSet:
+            tokens = default_grant(token_url, refresh_token, client_id)
             self.refreshes += 1
             return tokens
 

@@ -17,6 +17,7 @@ __all__ = [
     "default_auth_file",
     "env_value",
     "expand_path",
+    "redact_url",
     "refresh_threshold",
     "validate_token_url",
 ]
@@ -87,8 +88,10 @@ def claude_code_file() -> Path:
 def refresh_threshold(argument: float | None = None) -> float:
     """Seconds before expiry at which a token is refreshed."""
     if argument is not None:
-        if argument < 0:
-            raise ValueError("refresh_threshold must be zero or more seconds")
+        if isinstance(argument, bool) or not isinstance(argument, (int, float)):
+            raise ValueError("refresh_threshold must be a number of seconds")
+        if not 0 <= argument < float("inf"):
+            raise ValueError("refresh_threshold must be zero or more seconds (and finite)")
         return float(argument)
     raw = env_value(ENV.REFRESH_THRESHOLD)
     if raw is None:
@@ -105,15 +108,40 @@ def refresh_threshold(argument: float | None = None) -> float:
 
 
 def validate_token_url(url: str) -> str:
-    """Refuse anything but https, except http to a loopback address."""
-    parts = urlsplit(url)
+    """Refuse anything but https (http only to loopback), and URLs carrying credentials."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError on a malformed port)
+    except ValueError:
+        raise ValueError(f"token URL {redact_url(url)!r} is not a valid URL") from None
+    if "@" in parts.netloc:
+        raise ValueError(
+            f"token URL {redact_url(url)!r} must not contain a user name or password "
+            "(user:password@); the refresh token is the only credential it is sent"
+        )
+    if any(ord(character) < 0x21 or ord(character) == 0x7F for character in url):
+        raise ValueError(f"token URL {redact_url(url)!r} contains spaces or control characters")
     if parts.scheme == "https" and parts.hostname:
         return url
     if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
         return url
     raise ValueError(
-        f"token URL {url!r} must use https:// (plain http:// is allowed only for loopback)"
+        f"token URL {redact_url(url)!r} must use https:// "
+        "(plain http:// is allowed only for loopback)"
     )
+
+
+def redact_url(url: str) -> str:
+    """``url`` without any ``user:password@`` part (and cut short), safe to show."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    shown = (f"{scheme}://" if separator else "") + authority + slash + path
+    shown = "".join(character if character.isprintable() else "?" for character in shown)
+    return shown if len(shown) <= 200 else shown[:200] + "..."
 
 
 def _is_loopback(host: str) -> bool:

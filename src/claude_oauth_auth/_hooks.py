@@ -47,6 +47,10 @@ class HookStore:
     def writable(self) -> bool:
         return self.path is None or folder_writable(self.path)[0]
 
+    def why_not_writable(self) -> str:
+        """Why a save would fail, or an empty string."""
+        return "" if self.path is None else folder_writable(self.path)[1]
+
     def version(self) -> Version:
         if self.path is not None:
             return file_signature(self.path)
@@ -54,19 +58,21 @@ class HookStore:
 
     def load(self) -> TokenSet | None:
         manager = self._manager
-        saved = (manager.access_token, manager.refresh_token, manager.token_expiry)
+        # Masked holders, not bare strings: the hook may raise, and tracebacks record locals.
+        saved = TokenSet(manager.access_token or "", manager.refresh_token, manager.token_expiry)
         try:
             manager._load_tokens()
-            access, refresh, expiry = (
-                manager.access_token,
+            expiry = manager.token_expiry
+            loaded = TokenSet(
+                str(manager.access_token or ""),
                 manager.refresh_token,
-                manager.token_expiry,
+                None if expiry is None else float(expiry),
             )
         finally:
-            manager.access_token, manager.refresh_token, manager.token_expiry = saved
-        if not access:
-            return None
-        return TokenSet(str(access), refresh, None if expiry is None else float(expiry))
+            manager.access_token = saved.access_token or None
+            manager.refresh_token = saved.refresh_token
+            manager.token_expiry = saved.expires_at
+        return loaded if loaded.access_token else None
 
     def save(self, tokens: TokenSet, *, expected_version: Version) -> None:
         if self.version() != expected_version:

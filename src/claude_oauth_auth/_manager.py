@@ -5,19 +5,21 @@ from __future__ import annotations
 import logging
 import math
 import os
+import random
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from . import _config
 from ._errors import StoreError, TokenRefreshError
-from ._grant import RefreshRefused, request_refresh
 from ._hooks import HookStore, overrides_hooks
-from ._sync import NOTHING_SERVED, Served, StoreSync, default_token_file, make_access_token
-from ._tokens import TokenSet, mask
-from .stores._base import DEFAULT_LOCK_TIMEOUT, TokenStore, Version
+from ._spend import RefreshSteps, default_grant
+from ._sync import NOTHING_SERVED, Served, default_token_file, make_access_token
+from ._tokens import Secret, TokenSet, has_control_characters, mask
+from .stores._base import TokenStore, Version
 from .stores._file import FileStore, path_of
 
 if TYPE_CHECKING:
@@ -27,14 +29,28 @@ __all__ = ["Grant", "OAuthTokenManager", "default_token_file", "make_access_toke
 
 log = logging.getLogger("claude_oauth_auth")
 
-Grant = Callable[[str, str, str], TokenSet]
-"""The refresh grant: ``grant(token_url, refresh_token, client_id) -> TokenSet``."""
+Grant = Callable[[str, Secret, str], TokenSet]
+"""The refresh grant: ``grant(token_url, refresh_token, client_id) -> TokenSet``; the refresh
+token comes as a masked ``Secret`` (``.reveal()`` gives the value)."""
 
 FORCED_REFRESH_DEBOUNCE_SECONDS = 5.0
-MAX_BACKOFF_SECONDS = 60.0
+
+_live_managers: weakref.WeakValueDictionary[int, OAuthTokenManager] = weakref.WeakValueDictionary()
 
 
-class OAuthTokenManager(StoreSync):
+def _reset_locks_after_fork() -> None:
+    """In a forked child, no thread holds a manager's lock: a lock held by a parent thread
+    at the fork would otherwise stay locked forever."""
+    for manager in list(_live_managers.values()):
+        manager._lock = threading.Lock()
+        manager._holding_store_lock = False
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_locks_after_fork)
+
+
+class OAuthTokenManager(RefreshSteps):
     """Holds an OAuth token pair for a store, refreshes it before expiry, saves rotations.
 
     Call it like any SDK credentials provider: ``anthropic.Anthropic(credentials=manager)``.
@@ -50,8 +66,13 @@ class OAuthTokenManager(StoreSync):
       keep using the still-valid token meanwhile.
     - After the API refused a token (a 401), the store is re-read at once; a replaced token is
       used, otherwise a refresh is forced. A burst of forced calls refreshes once.
-    - A refused refresh token stops OAuth until the store holds new tokens; a transient
-      failure backs off (``Retry-After`` honoured) and serves the current token while valid.
+    - A refused refresh token stops OAuth until the store holds new tokens (after
+      ``invalid_grant`` the store is re-read once more after a short wait, for a program that
+      rotated without our lock). A transient failure schedules the next attempt for every
+      thread and process (``_backoff``): meanwhile a still-valid token is served and an
+      expired one raises ``TokenRefreshError`` at once, without a POST.
+    - A refresh token is not spent when the store cannot be written; a 200 carrying a new
+      refresh token is saved even when the rest of the answer is unusable.
     - A save that fails keeps the new tokens in memory, logs one error and retries.
 
     ``store=`` decides where tokens live (``token_file=`` means ``FileStore(token_file)``).
@@ -83,14 +104,20 @@ class OAuthTokenManager(StoreSync):
         )
         self.refresh_threshold = _config.refresh_threshold(refresh_threshold)
         self._clock = clock or time.time
-        self._grant: Grant = grant or _default_grant
+        self._grant: Grant = grant or default_grant
         self._lock = threading.Lock()
+        self._holding_store_lock = False
+        _live_managers[id(self)] = self
         self._served = NOTHING_SERVED
         self._version: Version = None
         self._next_poll = -math.inf
         self._last_refresh_at = -math.inf
         self._retry_not_before = -math.inf
-        self._backoff = 0.0
+        self._failures = 0
+        self._last_error = ""
+        self._spent: list[str] = []
+        self._rng = random.Random()
+        self._granted_lifetime: float | None = None
         self._failure: tuple[str, str | None, int | None] | None = None  # why, token, status
         self._unsaved: TokenSet | None = None
         self._last_save_attempt = -math.inf
@@ -104,6 +131,9 @@ class OAuthTokenManager(StoreSync):
             store = FileStore(path if path is not None else default_token_file())
         self.store: TokenStore | None = store
         if given:
+            for value in (access_token, refresh_token):
+                if value is not None and has_control_characters(value.strip()):
+                    raise ValueError("a token must not contain control characters (CR, LF, NUL)")
             expiry = None if token_expiry is None else float(token_expiry)
             self._adopt(TokenSet(access_token or "", refresh_token, expiry))
             self._version = store.version() if store is not None else None
@@ -138,11 +168,6 @@ class OAuthTokenManager(StoreSync):
         """True while rotated tokens could not be saved (they live only in memory)."""
         return self._unsaved is not None
 
-    def is_token_valid(self) -> bool:
-        """True when there is an access token and it has not expired."""
-        expiry = self.token_expiry
-        return bool(self.access_token) and (expiry is None or expiry > self._clock())
-
     def needs_refresh(self) -> bool:
         """True when the token is within the refresh threshold of expiry (or missing)."""
         return not self.access_token or not self._fresh(self._clock())
@@ -155,13 +180,12 @@ class OAuthTokenManager(StoreSync):
         if not force_refresh and served.token is not None and self._clock() < served.until:
             cached: AccessToken = served.token
             return cached
-        text = self.token(force=force_refresh)
-        token = make_access_token(text)
+        token = make_access_token(self.token(force=force_refresh))  # masked repr, no bare str
         served = self._served
-        if served.text == text and served.token is None and self._lock.acquire(blocking=False):
+        if served.text == token.token and served.token is None and self._lock.acquire(False):
             try:  # cache it for the fast path, unless the tokens changed meanwhile
                 if self._served is served:
-                    self._served = Served(served.until, text, token)
+                    self._served = Served(served.until, served.text, token)
             finally:
                 self._lock.release()
         return token
@@ -177,14 +201,18 @@ class OAuthTokenManager(StoreSync):
             served = self._served
             if self._clock() < served.until:
                 return served.text
-        if not force and rejected is None and self.is_token_valid() and self._failure is None:
+        refused = None if rejected is None else Secret(rejected)
+        del rejected  # from here on only masked: tracebacks that record locals stay clean
+        if not force and refused is None and self.is_token_valid() and self._failure is None:
             # Advisory window: serve the still-valid token rather than queue behind a refresh.
             if not self._lock.acquire(blocking=False):
                 return self._current()
         else:
+            # Waiters queue here while one attempt is in flight, then share its outcome: its
+            # tokens, or the backoff its failure scheduled (no POST of their own).
             self._lock.acquire()
         try:
-            return self._decide(force=force, rejected=rejected)
+            return self._decide(force=force, rejected=refused)
         finally:
             self._lock.release()
 
@@ -202,11 +230,17 @@ class OAuthTokenManager(StoreSync):
             return text
         import anyio.to_thread
 
-        return await anyio.to_thread.run_sync(lambda: self.token(force=force, rejected=rejected))
+        refused = None if rejected is None else Secret(rejected)
+        del rejected  # masked from here on (tracebacks that record locals)
+        return await anyio.to_thread.run_sync(
+            lambda: self.token(force=force, rejected=refused.reveal() if refused else None)
+        )
 
     def refresh_rejected(self, rejected_token: str) -> str:
         """The API refused ``rejected_token``: refresh unless someone already replaced it."""
-        return self.token(rejected=rejected_token)
+        refused = Secret(rejected_token)
+        del rejected_token  # masked from here on (tracebacks that record locals)
+        return self.token(rejected=refused.reveal())
 
     def refresh(self) -> str:
         """Force a refresh now (one POST, under both locks) and return the new access token."""
@@ -229,119 +263,40 @@ class OAuthTokenManager(StoreSync):
 
     # ----- the policy -------------------------------------------------------------------------
 
-    def _decide(self, *, force: bool, rejected: str | None) -> str:
+    def _decide(self, *, force: bool, rejected: Secret | None) -> str:
         now = self._clock()
+        plain = not force and rejected is None
         if self._unsaved is not None:
             self._retry_save(now)
-        if rejected is not None and self.access_token and self.access_token != rejected:
+        if rejected is not None and self.access_token and self.access_token != rejected.reveal():
             return self._current()  # already replaced
         recently = now - self._last_refresh_at < FORCED_REFRESH_DEBOUNCE_SECONDS
         if force and rejected is None and self.access_token and recently:
             return self._current()  # a burst of forced calls after one refresh
         if rejected is not None or now >= self._next_poll or not self._fresh(now):
             self._reload_if_changed(now)
-            if rejected is not None and self.access_token != rejected and self._fresh(now):
+            if rejected is not None and self.access_token != rejected.reveal() and self._fresh(now):
                 return self._current()  # another program rotated it
         if self._failure is not None:
             self._raise_refused(self._failure[0], self._failure[2])
-        if not force and rejected is None and self._fresh(now):
+        if plain and self._fresh(now):
             return self._current()
-        waiting = not force and rejected is None and now < self._retry_not_before
-        if waiting and self.is_token_valid():
-            return self._current()
+        if now < self._retry_not_before:  # one failure scheduled the next attempt for all
+            if plain and self.is_token_valid():
+                return self._current()
+            raise self._backing_off(now)
         try:
             return self._refresh_under_store_lock(force=force, rejected=rejected, adopt=True)
-        except (TokenRefreshError, StoreError) as error:  # StoreError: e.g. Redis unreachable
-            self._backoff = min(MAX_BACKOFF_SECONDS, max(1.0, self._backoff * 2))
-            retry_after = getattr(error, "retry_after", None)
-            wait = retry_after if retry_after is not None else self._backoff
-            self._retry_not_before = self._clock() + wait
-            if not force and rejected is None and self.is_token_valid():
+        except (TokenRefreshError, StoreError) as error:
+            if self._retry_not_before <= self._clock():
+                self._schedule_retry(error)
+            if plain and self.is_token_valid():
                 log.warning(
                     "OAuth token refresh failed (%s); using the current token, which is still "
                     "valid for %.0f s, and retrying in %.0f s",
                     error,
                     (self.token_expiry or 0) - self._clock(),
-                    wait,
+                    self._retry_not_before - self._clock(),
                 )
                 return self._current()
             raise
-
-    def _current(self) -> str:
-        token = self.access_token
-        if not token:
-            raise TokenRefreshError("no OAuth access token is loaded")
-        return token
-
-    def _refresh_under_store_lock(self, *, force: bool, rejected: str | None, adopt: bool) -> str:
-        store = self.store
-        if store is None:
-            return self._spend_refresh_token()
-        before = self.access_token
-        with store.lock(DEFAULT_LOCK_TIMEOUT):
-            self._reload_quietly()
-            replaced = self.access_token not in (before, rejected)
-            wanted = replaced or (not force and rejected is None and self._fresh(self._clock()))
-            if adopt and wanted and self._failure is None and self.is_token_valid():
-                self._last_refresh_at = self._clock()
-                log.debug("Adopted OAuth tokens another process refreshed")
-                return self._current()
-            if self._failure is not None:
-                self._raise_refused(self._failure[0], self._failure[2])
-            return self._spend_refresh_token()
-
-    def _spend_refresh_token(self) -> str:
-        refresh_token = self.refresh_token
-        if refresh_token is None:
-            message = "the OAuth access token has expired and there is no refresh token"
-            if self.store is not None:
-                message += f" in {self.store.location}"
-            self._raise_refused(message + "; log in again", None)
-        try:
-            fresh = self._grant(self.token_url, refresh_token, self.client_id)
-        except RefreshRefused as refused:
-            if self._adopt_rotation_by_other_program(refresh_token):
-                return self._current()
-            message = f"the token endpoint refused the refresh token ({refused})"
-            self._failure = (message, refresh_token, refused.status)
-            self._raise_refused(message, refused.status)
-        previous = self._tokens
-        fresh = TokenSet(
-            fresh.access_token,
-            fresh.refresh_token or refresh_token,
-            fresh.expires_at,
-            fresh.scopes or (previous.scopes if previous else ()),
-            previous.extra if previous else {},
-        )
-        self._backoff = 0.0
-        self._persist(fresh, spent=refresh_token)
-        log.info(
-            "Refreshed the OAuth access token (valid for %.0f s)%s",
-            (self.token_expiry or 0) - self._clock(),
-            f"; saved to {self.store.location}" if self.store and not self._unsaved else "",
-        )
-        return self._current()
-
-    def _adopt_rotation_by_other_program(self, spent_refresh_token: str) -> bool:
-        """After invalid_grant: a program that ignores our lock may have rotated the tokens."""
-        if self.store is None:
-            return False
-        self._reload_quietly()
-        if self.refresh_token != spent_refresh_token and self.is_token_valid():
-            self._last_refresh_at = self._clock()
-            log.info("Adopted OAuth tokens another program refreshed")
-            return True
-        return False
-
-    def _raise_refused(self, message: str, status: int | None) -> NoReturn:
-        from ._sdk_errors import OAuthRefreshError
-
-        raise OAuthRefreshError(message, token_url=self.token_url, endpoint_status=status)
-
-
-def _default_grant(token_url: str, refresh_token: str, client_id: str) -> TokenSet:
-    from . import __version__
-
-    return request_refresh(
-        token_url, refresh_token, client_id, user_agent=f"claude-oauth-auth/{__version__}"
-    )

@@ -27,7 +27,7 @@ from ._manager import OAuthTokenManager
 from ._profiles import USER_OAUTH, SdkProfile
 from ._sdk_errors import OAuthRefreshError
 from ._sources import Credential
-from ._tokens import TokenSet
+from ._tokens import Secret, TokenSet
 from .stores._base import TokenStore
 
 __all__ = ["DiagnosedProvider", "sdk_token_source", "workload_identity_provider"]
@@ -75,7 +75,7 @@ def profile_manager(
     )
 
 
-def _profile_grant(token_url: str, refresh_token: str, client_id: str) -> TokenSet:
+def _profile_grant(token_url: str, refresh_token: Secret, client_id: str) -> TokenSet:
     """The SDK's refresh request for a profile: the same body, with the OAuth beta flag."""
     from . import __version__
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _config
+from ._backoff import read_shared_state, state_path, token_digest
 from ._errors import StoreConflict, StoreError, TokenFileError
-from ._tokens import TokenSet
+from ._tokens import Secret, TokenSet
 from .stores._base import DEFAULT_LOCK_TIMEOUT, TokenStore, Version
+from .stores._file import path_of
 
 if TYPE_CHECKING:
     from anthropic.lib.credentials import AccessToken
@@ -52,8 +54,8 @@ class Served:
     """What the fast path hands out, and until when (``clock()`` seconds) it may."""
 
     until: float
-    text: str
-    token: Any  # the cached SDK AccessToken, built on first use
+    text: str = field(repr=False)
+    token: Any = field(repr=False)  # the cached SDK AccessToken, built on first use
 
 
 NOTHING_SERVED = Served(-math.inf, "", None)
@@ -80,10 +82,27 @@ class StoreSync:
     _failure: tuple[str, str | None, int | None] | None
     _unsaved: TokenSet | None
     _last_save_attempt: float
+    _granted_lifetime: float | None
+    _spent: list[str]
+    _holding_store_lock: bool
+
+    def is_token_valid(self) -> bool:
+        """True when there is an access token and it has not expired."""
+        expiry = self.token_expiry
+        return bool(self.access_token) and (expiry is None or expiry > self._clock())
+
+    def _threshold(self) -> float:
+        """The refresh threshold, capped at half the lifetime the endpoint last granted, so a
+        threshold at or above a token's lifetime refreshes once per half-lifetime, not on
+        every request."""
+        lifetime = self._granted_lifetime
+        if lifetime is None:
+            return self.refresh_threshold
+        return min(self.refresh_threshold, lifetime / 2)
 
     def _fresh(self, now: float) -> bool:
         expiry = self.token_expiry
-        return bool(self.access_token) and (expiry is None or expiry - now > self.refresh_threshold)
+        return bool(self.access_token) and (expiry is None or expiry - now > self._threshold())
 
     def _adopt(self, tokens: TokenSet | None) -> None:
         """Make ``tokens`` current and recompute until when the fast path may serve them."""
@@ -108,7 +127,7 @@ class StoreSync:
             self._served = NOTHING_SERVED
             return
         expiry = self.token_expiry
-        fresh_until = math.inf if expiry is None else expiry - self.refresh_threshold
+        fresh_until = math.inf if expiry is None else expiry - self._threshold()
         self._served = Served(min(fresh_until, self._next_poll), self.access_token, None)
 
     def _reload(self) -> None:
@@ -124,6 +143,9 @@ class StoreSync:
                 "does not exist" if version is None else "holds no OAuth login",
                 "log in with Claude Code, or run `claude-oauth-auth save`",
             )
+        if self._is_stale_write_back(tokens):
+            self._keep_ours_over_stale_write_back(version)
+            return
         self._version = version
         self._adopt(tokens)
         if self._failure is not None and self.refresh_token != self._failure[1]:
@@ -182,7 +204,48 @@ class StoreSync:
             self._schedule_fast_path(self._clock())
             log.warning("Could not re-read OAuth tokens (%s); keeping the ones in memory", error)
 
-    def _persist(self, fresh: TokenSet, *, spent: str) -> None:
+    # ----- a stale write-back by another program ----------------------------------------------
+
+    def _is_stale_write_back(self, theirs: TokenSet) -> bool:
+        """The store holds a refresh token we (or another process of ours) already spent."""
+        ours = self._tokens
+        if ours is None or ours.refresh_token is None or theirs.refresh_token is None:
+            return False
+        if theirs.refresh_token == ours.refresh_token:
+            return False
+        digest = token_digest(theirs.refresh_token)
+        if digest in self._spent:
+            return True
+        path = path_of(self.store)
+        return path is not None and digest in read_shared_state(state_path(path)).spent
+
+    def _keep_ours_over_stale_write_back(self, version: Version) -> None:
+        """Keep our newer tokens and write them back (under the store's lock)."""
+        store, ours = self.store, self._tokens
+        assert store is not None and ours is not None
+        log.warning(
+            "%s holds OAuth tokens older than ours (a stale write-back by another program); "
+            "keeping ours and writing them back",
+            store.location,
+        )
+        self._version = version
+        try:
+            if self._holding_store_lock:
+                store.save(ours, expected_version=version)
+            else:
+                with store.lock(DEFAULT_LOCK_TIMEOUT):
+                    theirs = store.load()
+                    if theirs is not None and not self._is_stale_write_back(theirs):
+                        return  # replaced again meanwhile: the next check decides
+                    store.save(ours, expected_version=store.version())
+        except (StoreError, OSError) as error:
+            log.warning("Could not write the newer OAuth tokens back: %s", error)
+            return
+        self._version = store.version()
+
+    # ----- saving ------------------------------------------------------------------------------
+
+    def _persist(self, fresh: TokenSet, *, spent: Secret) -> None:
         """Save ``fresh`` (compare-and-set) before it is used; never drop it."""
         self._last_refresh_at = self._last_save_attempt = self._clock()
         store = self.store
@@ -207,14 +270,14 @@ class StoreSync:
                 self._version = store.version()
         self._adopt(fresh)
 
-    def _newer_login_in_store(self, spent: str, fresh: TokenSet) -> bool:
+    def _newer_login_in_store(self, spent: Secret, fresh: TokenSet) -> bool:
         """Someone wrote while we refreshed: adopt theirs only if it is a newer login."""
         assert self.store is not None
         try:
             theirs = self.store.load()
         except (StoreError, OSError):
             return False
-        if theirs is None or theirs.refresh_token in (spent, fresh.refresh_token, None):
+        if theirs is None or theirs.refresh_token in (spent.reveal(), fresh.refresh_token, None):
             return False  # a stale write-back, or our own: keep ours and write it again
         if (theirs.expires_at or math.inf) < (fresh.expires_at or math.inf):
             return False
@@ -232,7 +295,11 @@ class StoreSync:
         self._last_save_attempt = now
         try:
             with store.lock(DEFAULT_LOCK_TIMEOUT):
-                store.save(pending, expected_version=store.version())
+                self._holding_store_lock = True
+                try:
+                    store.save(pending, expected_version=store.version())
+                finally:
+                    self._holding_store_lock = False
         except Exception as error:
             log.debug("Saving the rotated OAuth tokens failed again: %s", error)
             return

@@ -10,7 +10,10 @@ from typing import Any, Literal
 __all__ = [
     "CLAUDE_CODE_KEY",
     "FileShape",
+    "Secret",
+    "TokenDocument",
     "TokenSet",
+    "has_control_characters",
     "mask",
     "parse_token_document",
     "render_token_document",
@@ -30,6 +33,42 @@ def mask(secret: str | None) -> str:
     if len(secret) < 12:
         return "****"
     return f"...{secret[-4:]}"
+
+
+def has_control_characters(value: str) -> bool:
+    """True when ``value`` holds a character that must never reach an HTTP header (CR, LF, NUL…)."""
+    return any(ord(character) < 0x20 or ord(character) == 0x7F for character in value)
+
+
+class Secret:
+    """A secret string whose ``repr`` and ``str`` are masked; ``reveal()`` gives the value.
+
+    Held instead of a bare ``str`` in frames that can raise, so tracebacks that record
+    locals (error trackers, ``traceback.TracebackException(capture_locals=True)``) show
+    only the last four characters.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({mask(self._value)!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
 
 
 @dataclass(frozen=True)
@@ -59,32 +98,66 @@ class TokenFormatError(ValueError):
     """The JSON document is not a token file; the message says what is wrong."""
 
 
-def _string(value: object, name: str, *, required: bool) -> str | None:
+class TokenDocument(dict[str, Any]):
+    """A parsed token document: a dict whose repr never shows the tokens inside."""
+
+    def __repr__(self) -> str:
+        return f"<token document with keys {sorted(self)}>"
+
+
+def _masked(value: object) -> object:
+    return TokenDocument(value) if type(value) is dict else value
+
+
+# The validators never raise while a secret is a local of theirs: they find the problem in a
+# helper that returns, drop the value, then raise (tracebacks that record locals stay clean).
+
+
+def _string_problem(value: object, *, required: bool) -> str | None:
     if value is None:
-        if required:
-            raise TokenFormatError(f'missing "{name}"')
-        return None
+        return "missing" if required else None
     if not isinstance(value, str):
-        raise TokenFormatError(f'"{name}" must be a string, not {type(value).__name__}')
+        return f"must be a string, not {type(value).__name__}"
     if not value.strip():
-        if required:
-            raise TokenFormatError(f'"{name}" is empty')
+        return "is empty" if required else None
+    if has_control_characters(value.strip()):
+        return "contains control characters (a line break or NUL)"
+    return None
+
+
+def _string(value: object, name: str, *, required: bool) -> str | None:
+    problem = _string_problem(value, required=required)
+    if problem is not None:
+        del value
+        if problem == "missing":
+            raise TokenFormatError(f'missing "{name}"')
+        raise TokenFormatError(f'"{name}" {problem}')
+    if not isinstance(value, str) or not value.strip():
         return None
     return value.strip()
+
+
+def _number_problem(value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"must be a number, not {type(value).__name__}"
+    try:
+        number = float(value)
+    except OverflowError:
+        return "is far too large to be a time"
+    if not math.isfinite(number) or number < 0:
+        return "must be a finite, non-negative number"
+    return None
 
 
 def _number(value: object, name: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TokenFormatError(f'"{name}" must be a number, not {type(value).__name__}')
-    try:
-        number = float(value)
-    except OverflowError:
-        raise TokenFormatError(f'"{name}" is far too large to be a time') from None
-    if not math.isfinite(number) or number < 0:
-        raise TokenFormatError(f'"{name}" must be a finite, non-negative number')
-    return number
+    problem = _number_problem(value)
+    if problem is not None:
+        del value
+        raise TokenFormatError(f'"{name}" {problem}')
+    assert isinstance(value, (int, float))
+    return float(value)
 
 
 def _scopes(value: object) -> tuple[str, ...]:
@@ -94,36 +167,38 @@ def _scopes(value: object) -> tuple[str, ...]:
         return tuple(value.split())
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
         return tuple(value)
+    del value
     raise TokenFormatError('"scopes" must be a list of strings')
+
+
+def _milliseconds(value: float | None) -> float | None:
+    return None if value is None else value / 1000.0
 
 
 def parse_token_document(document: object) -> tuple[TokenSet, FileShape]:
     """Read either file shape; raise TokenFormatError naming what is wrong."""
+    document = _masked(document)
     if not isinstance(document, dict):
         raise TokenFormatError(f"expected a JSON object, found a JSON {_json_kind(document)}")
     if CLAUDE_CODE_KEY in document:
-        inner = document[CLAUDE_CODE_KEY]
+        inner = _masked(document[CLAUDE_CODE_KEY])
         if not isinstance(inner, dict):
             raise TokenFormatError(f'"{CLAUDE_CODE_KEY}" must be an object')
-        access = _string(inner.get("accessToken"), "accessToken", required=True)
-        assert access is not None
         expires_ms = _number(inner.get("expiresAt"), "expiresAt")
         extra = {k: v for k, v in inner.items() if k in CLAUDE_CODE_EXTRA_KEYS}
         if expires_ms is not None and 0 < expires_ms < SECONDS_LOOKALIKE_MS:
             expires_ms *= 1000.0  # written in seconds; milliseconds this small mean 1973
             extra["notes"] = ['"expiresAt" looks like seconds, not milliseconds; read as seconds']
         tokens = TokenSet(
-            access_token=access,
+            access_token=_string(inner.get("accessToken"), "accessToken", required=True) or "",
             refresh_token=_string(inner.get("refreshToken"), "refreshToken", required=False),
-            expires_at=None if expires_ms is None else expires_ms / 1000.0,
+            expires_at=_milliseconds(expires_ms),
             scopes=_scopes(inner.get("scopes")),
             extra=extra,
         )
         return tokens, "claude_code"
-    access = _string(document.get("access_token"), "access_token", required=True)
-    assert access is not None
     tokens = TokenSet(
-        access_token=access,
+        access_token=_string(document.get("access_token"), "access_token", required=True) or "",
         refresh_token=_string(document.get("refresh_token"), "refresh_token", required=False),
         expires_at=_number(document.get("token_expiry"), "token_expiry"),
         scopes=_scopes(document.get("scopes")),

@@ -70,6 +70,14 @@ class ClaudeCodeStore:
     def writable(self) -> bool:
         return self._entry is not None or self.file.writable
 
+    def why_not_writable(self) -> str:
+        """Why a save would fail, or an empty string."""
+        return "" if self._entry is not None else self.file.why_not_writable()
+
+    def recover_interrupted_save(self) -> bool:
+        """Adopt the temp file a killed save to the credentials file left (see FileStore)."""
+        return self.file.recover_interrupted_save()
+
     def version(self) -> Version:
         if self.keychains and time.monotonic() - self._keychain_read_at > KEYCHAIN_POLL_SECONDS:
             self._read_keychain()
@@ -98,9 +106,10 @@ class ClaudeCodeStore:
             raise StoreConflict(self.location)
         entry = self._entry
         if entry is not None:
-            raw = json.dumps(render_token_document(tokens, "claude_code", entry.document))
-            try:
-                entry.item.write(raw)
+            try:  # the document inline, never a bare local: tracebacks may record locals
+                entry.item.write(
+                    json.dumps(render_token_document(tokens, "claude_code", entry.document))
+                )
             except KeychainUnavailable as error:
                 raise StoreError(f"Keychain item {entry.item.service!r}", str(error)) from None
             self._read_keychain()

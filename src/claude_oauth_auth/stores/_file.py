@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,12 +12,22 @@ from typing import Any
 
 from .. import _config
 from .._errors import StoreConflict, TokenFileError
-from .._tokens import FileShape, TokenFormatError, TokenSet, parse_token_document
+from .._tokens import FileShape, TokenDocument, TokenFormatError, TokenSet, parse_token_document
 from .._tokens import render_token_document as render
 from ._base import DEFAULT_LOCK_TIMEOUT, Version
-from ._files import file_lock, file_signature, folder_writable, read_json_file, write_json_atomic
+from ._files import (
+    adopt_temp_file,
+    file_lock,
+    file_signature,
+    folder_writable,
+    leftover_temp_files,
+    read_json_file,
+    write_json_atomic,
+)
 
 __all__ = ["FileStore", "path_of"]
+
+log = logging.getLogger("claude_oauth_auth")
 
 
 class FileStore:
@@ -65,7 +77,7 @@ class FileStore:
         if file_signature(self.path) != expected_version:
             raise StoreConflict(self.location)
         previous = self._read_quietly()
-        write_json_atomic(self.path, render(tokens, self._shape or "ours", previous))
+        write_json_atomic(self.path, TokenDocument(render(tokens, self._shape or "ours", previous)))
 
     @contextlib.contextmanager
     def lock(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
@@ -75,6 +87,43 @@ class FileStore:
     def delete(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.realpath(self.path))
+
+    def recover_interrupted_save(self) -> bool:
+        """Call under the lock: adopt the temp file a killed save of ours left behind, when it
+        parses, is ours, has the file's shape and holds newer tokens than the file."""
+        try:
+            current: TokenSet | None = self.load()
+        except TokenFileError:
+            current = None  # a broken file: any whole save of ours is better
+        # Newer: a later expiry, or the same one (whole seconds) written after the file was.
+        floor = (-math.inf, -1) if current is None else _age(current, self.path)
+        best: tuple[tuple[float, int], Path] | None = None
+        for candidate in leftover_temp_files(self.path):
+            try:
+                tokens, shape = self._parse(read_json_file(candidate))
+            except (OSError, TokenFileError):
+                continue  # half written, or not a token document: not a save to recover
+            if self._shape is not None and current is not None and shape != self._shape:
+                continue
+            if current is not None and tokens.refresh_token == current.refresh_token:
+                continue
+            age = _age(tokens, candidate)
+            if age > floor and (best is None or age > best[0]):
+                best = (age, candidate)
+        if best is None:
+            return False
+        try:
+            adopt_temp_file(best[1], self.path)
+        except OSError as error:
+            log.warning("Could not recover %s: %s", best[1].name, error.strerror or error)
+            return False
+        log.warning(
+            "Recovered newer OAuth tokens from %s, a save to %s that was interrupted",
+            best[1].name,
+            self.path,
+        )
+        self.load()
+        return True
 
     # ----- reading ------------------------------------------------------------------------
 
@@ -108,6 +157,15 @@ class FileStore:
             return parse_token_document(document)
         except TokenFormatError as error:
             raise TokenFileError(str(self.path), str(error)) from None
+
+
+def _age(tokens: TokenSet, path: Path) -> tuple[float, int]:
+    """How new a saved token set is: its expiry, then when its file was written."""
+    try:
+        written = os.stat(path).st_mtime_ns
+    except OSError:
+        written = -1
+    return (tokens.expires_at if tokens.expires_at is not None else -1.0, written)
 
 
 def path_of(store: object) -> Path | None:

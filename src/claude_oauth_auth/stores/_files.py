@@ -15,14 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import TokenFileError
+from .._tokens import TokenDocument
 
 __all__ = [
     "LOCK_TIMEOUT_SECONDS",
     "MAX_TOKEN_FILE_BYTES",
     "Signature",
+    "adopt_temp_file",
     "file_lock",
     "file_signature",
     "folder_writable",
+    "leftover_temp_files",
     "lock_path",
     "read_json_file",
     "resolved",
@@ -69,31 +72,45 @@ def read_json_file(path: Path, *, check_permissions: bool = True) -> Any:
         )
     if check_permissions:
         _check_owner(where, info)
+    problem: str | None = None
     try:
         # O_NONBLOCK: a FIFO swapped in after the stat must not hang the reader.
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         with os.fdopen(descriptor, "rb") as handle:
-            raw = handle.read(MAX_TOKEN_FILE_BYTES + 1)
+            raw = _Bytes(handle.read(MAX_TOKEN_FILE_BYTES + 1))
     except PermissionError:
         fix = f"run chmod 600 {where}"
         raise TokenFileError(where, "cannot be read (permission denied)", fix) from None
     except OSError as error:
         raise TokenFileError(where, f"cannot be read ({error.strerror})") from None
-    if not raw.strip():
+    if not raw.data.strip():
         raise TokenFileError(where, "is empty")
+    # The content is never quoted, and never a bare local of a frame that raises: it may hold
+    # a secret (and tracebacks that record locals would show it).
     try:
-        return json.loads(raw.decode("utf-8"))
+        document = json.loads(raw.data.decode("utf-8"), object_pairs_hook=TokenDocument)
     except UnicodeDecodeError:
-        raise TokenFileError(where, "is not UTF-8 text") from None
+        problem = "is not UTF-8 text"
     except json.JSONDecodeError as error:
-        # Never quote the document: it may hold a secret.
-        raise TokenFileError(
-            where, f"is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})"
-        ) from None
+        problem = f"is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})"
     except (ValueError, RecursionError):
         # Python's own limits: an integer of thousands of digits, or nesting thousands deep.
-        reason = "is not a token file (its JSON is absurdly large or deep)"
-        raise TokenFileError(where, reason) from None
+        problem = "is not a token file (its JSON is absurdly large or deep)"
+    if problem is not None:
+        raise TokenFileError(where, problem)
+    return document
+
+
+class _Bytes:
+    """File content, masked in reprs."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"<{len(self.data)} bytes>"
 
 
 def _check_owner(where: str, info: os.stat_result) -> None:
@@ -139,7 +156,7 @@ def write_json_atomic(path: Path, document: Any) -> None:
     folder = path.parent
     if not folder.exists():
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    data = (json.dumps(document, indent=2) + "\n").encode("utf-8")
+    payload = _Bytes((json.dumps(document, indent=2) + "\n").encode("utf-8"))
     try:
         owner: os.stat_result | None = os.stat(path)
     except OSError:
@@ -147,7 +164,7 @@ def write_json_atomic(path: Path, document: Any) -> None:
     descriptor, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
+            handle.write(payload.data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temp_name, 0o600)
@@ -160,6 +177,32 @@ def write_json_atomic(path: Path, document: Any) -> None:
         raise
     _fsync_folder(folder)
     _remove_stale_temp_files(path)
+
+
+def leftover_temp_files(path: Path) -> list[Path]:
+    """Temp files of our own saves beside ``path`` that a kill left behind (private, ours)."""
+    target = resolved(path)
+    found = []
+    for candidate in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        if candidate.name.startswith(f".{target.name}.oauth."):
+            continue  # the lock's and the shared state's own temp files
+        try:
+            info = os.lstat(candidate)
+        except OSError:
+            continue
+        if not stat.S_ISREG(info.st_mode) or info.st_mode & 0o077:
+            continue
+        if os.name == "posix" and info.st_uid != os.geteuid():
+            continue
+        found.append(candidate)
+    return found
+
+
+def adopt_temp_file(candidate: Path, path: Path) -> None:
+    """Move a recovered temp file over ``path`` (atomic), as a save would have."""
+    target = resolved(path)
+    _replace_with_retry(str(candidate), target)
+    _fsync_folder(target.parent)
 
 
 def _keep_owner(temp_name: str, previous: os.stat_result) -> None:
@@ -230,15 +273,13 @@ def file_lock(token_file: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterat
             f"check for a stuck process holding {lock_path(token_file)}",
         ) from None
     except OSError as error:
-        # A folder we cannot write to: go on unlocked; the save that follows fails loudly and
-        # the caller keeps the new tokens in memory.
-        log.warning(
-            "Cannot create the lock file %s (%s); continuing without the cross-process lock",
-            lock_path(token_file),
-            error.strerror or error,
-        )
-        yield
-        return
+        # No lock, no refresh: a refresh token is never spent unless its successor can be saved.
+        raise TokenFileError(
+            str(token_file),
+            f"cannot be locked: the lock file {lock_path(token_file)} cannot be created "
+            f"({error.strerror or error})",
+            "make the folder writable, or point CLAUDE_AUTH_FILE at a writable place",
+        ) from None
     try:
         yield
     finally:
