@@ -228,11 +228,11 @@ def test_a_long_outage_tries_oauth_once_per_backoff_step(
     caplog.set_level(logging.WARNING, logger=LOGGER)
     oauth_env.token_faults += [Fault(503, UNAVAILABLE, headers={"Retry-After": "0.5"})] * 3
     client = ClaudeClient(max_retries=0)
-    stop = time.monotonic() + 2.5
+    deadline = time.monotonic() + 20
 
     def keep_sending(_: int) -> int:
         sent = 0
-        while time.monotonic() < stop:
+        while client.auth_method != "oauth" and time.monotonic() < deadline:
             create(client)
             sent += 1
         return sent
