@@ -364,7 +364,7 @@ def test_walks_past_a_second_dead_login_and_an_invalid_variable(
     assert client.auth_source == "api_key_env"
     assert (oauth_env.token_posts, oauth_env.invalid_grants) == (2, 2)
     warnings = logged(caplog, logging.WARNING)
-    switches = [line for line in warnings if "; using the" in line]
+    switches = [line for line in warnings if "; falling back to the" in line]
     assert len(switches) == 2, warnings
     assert "auth_file" in switches[0] and "claude_code " in switches[0] + " "
     assert "claude_code" in switches[1] and "api_key_env" in switches[1]

@@ -131,7 +131,7 @@ class FailoverMixin:
             self._report(following.source).state = "used"
         until = " until a refresh succeeds" if self._fallback.temporary else ""
         log.warning(
-            "%s from %s %s (%s); using the %s from %s%s",
+            "%s from %s %s (%s); falling back to the %s from %s%s",
             "OAuth" if failed.kind == "oauth" else _LABELS[failed.kind].capitalize(),
             failed.source,
             "cannot be refreshed right now" if temporary else "failed",
