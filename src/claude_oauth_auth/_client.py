@@ -52,8 +52,8 @@ class ClaudeClient(anthropic.Anthropic):
     OAuth once a refresh succeeds.
 
     Example:
-        >>> client = ClaudeClient()  # doctest: +SKIP
-        >>> client.auth_method, client.auth_source  # doctest: +SKIP
+        >>> client = ClaudeClient()
+        >>> client.auth_method, client.auth_source
         ('oauth', 'auth_file')
     """
 
@@ -179,7 +179,7 @@ class AsyncClaudeClient(anthropic.AsyncAnthropic):
     blocks the event loop.
 
     Example:
-        >>> async with AsyncClaudeClient() as client:  # doctest: +SKIP
+        >>> async with AsyncClaudeClient() as client:
         ...     await client.messages.create(model=..., max_tokens=100, messages=[...])
     """
 
