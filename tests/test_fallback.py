@@ -445,3 +445,32 @@ def test_one_probe_at_a_time(
     assert oauth_env.token_posts == 2
     assert client.auth_method == "oauth"
     assert sum(kind == "api_key" for kind, _ in kinds(oauth_env)) >= 1
+
+
+def test_unreachable_store_with_an_expired_token_uses_the_key(
+    redis_server: Any,
+    api_key: str,
+    oauth_env: FakeAnthropic,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Tokens in Redis (CLAUDE_TOKEN_STORE); Redis goes away and the token expires."""
+    from claude_oauth_auth.stores import TokenSet
+    from claude_oauth_auth.stores._redis import RedisStore
+
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    monkeypatch.setenv("CLAUDE_TOKEN_REFRESH_THRESHOLD", "0")
+    access, refresh = oauth_env.issue_tokens(expires_in=1.5)
+    tokens = TokenSet(access, refresh, time.time() + 1.5)
+    RedisStore(redis_server.url).save(tokens, expected_version=None)
+    monkeypatch.setenv("CLAUDE_TOKEN_STORE", redis_server.url)
+    client = ClaudeClient(max_retries=0)
+    create(client)
+    redis_server.stop()
+    time.sleep(1.6)
+    create(client)
+    assert kinds(oauth_env) == [("oauth", 200), ("api_key", 200)]
+    assert oauth_env.token_posts == 0  # a refresh token is not spent when it cannot be saved
+    switches = [line for line in logged(caplog, logging.WARNING) if "falling back" in line]
+    assert len(switches) == 1 and "token_store_env" in switches[0]
+    assert "api_key_env" in switches[0]
