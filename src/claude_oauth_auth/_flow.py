@@ -17,9 +17,9 @@ from typing_extensions import override
 
 from ._cascade import UnifiedAuthManager
 from ._errors import ClaudeAuthError, StoreError, TokenRefreshError
+from ._failover import Fallback
 from ._manager import OAuthTokenManager
 from ._sdk_errors import OAuthRefreshError
-from ._sources import Credential
 
 __all__ = [
     "CLAUDE_CODE_ADVICE",
@@ -226,15 +226,17 @@ class AuthFlow(AccessTokenAuth):
         if auth.fallback is not None and auth.probe_due():
             token = yield _Probe(auth, self._source)
         for _ in range(MAX_SWITCHES):
-            credential = auth.active_credential
-            if credential is not auth.credential:
-                token = None  # a probe's token is for the primary only
-            if credential.kind != "oauth":
-                assert credential.secret is not None
-                _apply_key(request, credential.secret)
-                yield request
-                return
-            source = self._source_of(credential)
+            fallback = auth.fallback  # read once: another request may change it meanwhile
+            if fallback is None:
+                credential, source = auth.credential, self._source
+            else:
+                credential, token = fallback.credential, None  # a probe's token is the primary's
+                if credential.kind != "oauth":
+                    assert credential.secret is not None
+                    _apply_key(request, credential.secret)
+                    yield request
+                    return
+                source = self._source_of(fallback)
             try:
                 if token is None:
                     token = yield _Token(source)
@@ -272,12 +274,9 @@ class AuthFlow(AccessTokenAuth):
                     return  # the SDK raises the refusal, with what to do appended
             token = None
 
-    def _source_of(self, credential: Credential) -> TokenSource:
-        """The token source of an OAuth credential: this client's own, or a fallback's."""
-        if credential is self._auth.credential:
-            return self._source
-        fallback = self._auth.fallback
-        provider = fallback.token_source if fallback is not None else None
+    def _source_of(self, fallback: Fallback) -> TokenSource:
+        """The token source of an OAuth fallback (kept while that fallback lasts)."""
+        provider = fallback.token_source
         known = self._wrapped.get(id(provider))
         if known is not None and known[0] is provider:
             return known[1]
