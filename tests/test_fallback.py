@@ -474,3 +474,29 @@ def test_unreachable_store_with_an_expired_token_uses_the_key(
     switches = [line for line in logged(caplog, logging.WARNING) if "falling back" in line]
     assert len(switches) == 1 and "token_store_env" in switches[0]
     assert "api_key_env" in switches[0]
+
+
+def test_token_command_prints_the_oauth_fallback(
+    dead: None, oauth_env: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`claude-oauth-auth token` gives what a client would send: the OAuth source below."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    long_lived, _ = oauth_env.issue_tokens(expires_in=86400)
+    monkeypatch.setenv("CLAUDE_CODE_OAUTH_TOKEN", long_lived)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", oauth_env.add_api_key())
+    result = subprocess.run(
+        [sys.executable, "-m", "claude_oauth_auth", "token", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ),
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert (document["source"], document["kind"]) == ("claude_code_env", "oauth")
+    assert document["token"] == long_lived
+    assert oauth_env.token_posts == 1

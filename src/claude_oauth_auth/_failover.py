@@ -48,6 +48,7 @@ class FailoverMixin:
     """The fallback half of ``UnifiedAuthManager`` (see the module docstring)."""
 
     credential: Credential
+    token_source: Any
     _sources: Sequence[str]
     _reports: dict[str, SourceReport]
     _lock: threading.Lock
@@ -97,6 +98,12 @@ class FailoverMixin:
         """The credential requests use now: the primary, or its fallback."""
         fallback = self._fallback
         return self.credential if fallback is None else fallback.credential
+
+    @property
+    def active_token_source(self) -> Any:
+        """What gives the active credential's OAuth tokens (None for a key or bearer token)."""
+        fallback = self._fallback
+        return self.token_source if fallback is None else fallback.token_source
 
     def fail_over(
         self,
