@@ -121,22 +121,17 @@ class FailoverMixin:
         with self._lock:
             if failed is not self.active_credential:
                 return self.active_credential
-            following = self.fallback_credential(after=failed)
-            if following is None:
+            chosen = self._next_fallback(failed, reason, temporary)
+            if chosen is None:
                 return None
-            previous = self._fallback
-            if previous is None:  # the primary failed: schedule its comeback if temporary
+            if self._fallback is None:  # the primary failed: schedule its comeback if temporary
                 self._probe_backoff = 1.0
                 self._schedule_probe(retry_after)
-            self._fallback = Fallback(
-                following,
-                self._token_source_for(following),
-                reason,
-                previous.temporary if previous is not None else temporary,
-            )
+            self._fallback = chosen
             self._mark(failed, "invalid" if not temporary else "available", reason)
-            self._report(following.source).state = "used"
-        until = " until a refresh succeeds" if self._fallback.temporary else ""
+            self._report(chosen.credential.source).state = "used"
+        following = chosen.credential
+        until = " until a refresh succeeds" if chosen.temporary else ""
         log.warning(
             "%s from %s %s (%s); falling back to the %s from %s%s",
             "OAuth" if failed.kind == "oauth" else _LABELS[failed.kind].capitalize(),
@@ -148,6 +143,21 @@ class FailoverMixin:
             until,
         )
         return following
+
+    def _next_fallback(self, failed: Credential, reason: str, temporary: bool) -> Fallback | None:
+        """The first source below ``failed`` whose token source can be set up."""
+        previous = self._fallback
+        after = failed
+        while (following := self.fallback_credential(after=after)) is not None:
+            try:
+                token_source = self._token_source_for(following)
+            except (ClaudeAuthError, OSError, ValueError) as error:
+                log.warning("Skipping %s as a fallback: %s", following.source, error)
+                after = following
+                continue
+            still_temporary = previous.temporary if previous is not None else temporary
+            return Fallback(following, token_source, reason, still_temporary)
+        return None
 
     def switch_to_fallback(self, reason: str) -> str | None:
         """Leave the credential in use for good; return the next one's key or bearer token.
