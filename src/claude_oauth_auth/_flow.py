@@ -20,6 +20,7 @@ from ._errors import ClaudeAuthError, StoreError, TokenRefreshError
 from ._failover import Fallback
 from ._manager import OAuthTokenManager
 from ._sdk_errors import OAuthRefreshError
+from ._sources import Credential
 
 __all__ = [
     "CLAUDE_CODE_ADVICE",
@@ -140,6 +141,27 @@ class _Probe:
 
 
 @dataclass(frozen=True)
+class _FailOver:
+    """Step: move down the cascade; it reads other sources, so coroutines run it in a thread."""
+
+    auth: UnifiedAuthManager
+    failed: Credential
+    reason: str
+    temporary: bool = False
+    retry_after: float | None = None
+
+    def run(self) -> Credential | None:
+        return self.auth.fail_over(
+            self.failed, self.reason, temporary=self.temporary, retry_after=self.retry_after
+        )
+
+    async def arun(self) -> Credential | None:
+        import anyio.to_thread
+
+        return await anyio.to_thread.run_sync(self.run)
+
+
+@dataclass(frozen=True)
 class _Body:
     """Step: read a response body (to look for the "Claude Code only" refusal)."""
 
@@ -152,7 +174,7 @@ class _Body:
         return self.response.aread()
 
 
-Step = httpx2.Request | _Token | _Probe | _Body
+Step = httpx2.Request | _Token | _Probe | _FailOver | _Body
 
 
 @dataclass(frozen=True)
@@ -259,18 +281,19 @@ class AuthFlow(AccessTokenAuth):
                 else:
                     return
             except OAuthRefreshError as error:
-                if auth.fail_over(credential, str(error)) is None:
+                if (yield _FailOver(auth, credential, str(error))) is None:
                     raise advised(error, NO_FALLBACK_ADVICE) from None
             except (TokenRefreshError, StoreError) as error:
                 retry_after = getattr(error, "retry_after", None)
-                if auth.fail_over(credential, str(error), temporary=True, retry_after=retry_after):
+                step = _FailOver(auth, credential, str(error), True, retry_after)
+                if (yield step) is not None:
                     pass
                 elif token is None:
                     raise
                 else:
                     return  # the API refused the token and it cannot be refreshed right now
             else:
-                if auth.fail_over(credential, reason) is None:
+                if (yield _FailOver(auth, credential, reason)) is None:
                     return  # the SDK raises the refusal, with what to do appended
             token = None
 
