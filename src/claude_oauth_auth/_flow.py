@@ -245,10 +245,11 @@ class AuthFlow(AccessTokenAuth):
             yield request
             return
         auth, token = self._auth, None
-        if auth.fallback is not None and auth._probe_due():
+        fallback = auth.fallback  # read once per attempt: another request may change it
+        if fallback is not None and auth._probe_due():
             token = yield _Probe(auth, self._source)
+            fallback = auth.fallback
         for _ in range(MAX_SWITCHES):
-            fallback = auth.fallback  # read once: another request may change it meanwhile
             if fallback is None:
                 credential, source = auth.credential, self._source
             else:
@@ -295,7 +296,7 @@ class AuthFlow(AccessTokenAuth):
             else:
                 if (yield _FailOver(auth, credential, reason)) is None:
                     return  # the SDK raises the refusal, with what to do appended
-            token = None
+            token, fallback = None, auth.fallback
 
     def _source_of(self, fallback: Fallback) -> TokenSource:
         """The token source of an OAuth fallback (kept while that fallback lasts)."""
