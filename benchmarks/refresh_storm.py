@@ -17,6 +17,8 @@ Loads (every worker sends one ``messages.create``; ``max_retries=2``, the SDK de
   ``AsyncAnthropic(credentials=OAuthTokenManager(...))``; SDK: ``AsyncAnthropic()``.
 * ``processes``: 16 processes, each building its client when released. Ours:
   ``ClaudeClient()``; SDK: ``anthropic.Anthropic()``.
+* ``profile_processes``: the same 16 processes, both sides on the *same* SDK ``user_oauth``
+  profile: ``ClaudeClient()`` refreshes it through our lock, ``anthropic.Anthropic()`` without.
 
 Reported per run: token POSTs, ``invalid_grant`` answers, failed requests (and their error
 types), whether the refresh token left on disk still works, and the seconds from the
@@ -53,6 +55,7 @@ LOADS = {
     "threads_client_each": 64,
     "coroutines_shared_client": 500,
     "processes": 16,
+    "profile_processes": 16,
 }
 
 CHILD = r"""
@@ -79,14 +82,16 @@ except Exception as error:
 class Setup:
     """One side's credentials on disk, in a fresh folder, and its environment."""
 
-    def __init__(self, side: str, folder: Path, server: _harness.ServerProcess) -> None:
+    def __init__(
+        self, side: str, folder: Path, server: _harness.ServerProcess, *, profile: bool = False
+    ) -> None:
         self.side = side
         self.server = server
         self.home = folder / "home"
         self.home.mkdir()
         access, refresh = server.issue_tokens(expires_in=-5)
         self.environment: dict[str, str] = {"HOME": str(self.home)}
-        if side == "ours":
+        if side == "ours" and not profile:
             self.token_file = self.home / ".config" / "claude" / "auth.json"
             _harness.write_our_token_file(self.token_file, access, refresh, expires_in=-5)
             self.environment["CLAUDE_OAUTH_TOKEN_URL"] = server.token_url
@@ -259,12 +264,13 @@ def run(load: str, side: str, latency: float) -> dict[str, Any]:
         "threads_client_each": lambda s: run_threads(s, workers, make_client_each=True),
         "coroutines_shared_client": lambda s: run_coroutines(s, workers),
         "processes": lambda s: run_processes(s, workers),
+        "profile_processes": lambda s: run_processes(s, workers),
     }
     with (
         tempfile.TemporaryDirectory(prefix="coa-storm-") as folder,
         _harness.ServerProcess() as server,
     ):
-        setup = Setup(side, Path(folder), server)
+        setup = Setup(side, Path(folder), server, profile=load.startswith("profile_"))
         server.call("set", name="refresh_latency", value=latency)
         with setup.applied():
             errors, elapsed = runners[load](setup)

@@ -22,6 +22,7 @@ FULL: dict[str, list[str]] = {
     "cold_start": ["--rounds", "15"],
     "memory": ["--runs", "7"],
     "refresh_storm": [],
+    "fleet_storm": [],
 }
 QUICK: dict[str, list[str]] = {
     "request_overhead": ["--calls", "200", "--batch", "20", "--warmup", "10"],
@@ -29,6 +30,7 @@ QUICK: dict[str, list[str]] = {
     "cold_start": ["--rounds", "2"],
     "memory": ["--runs", "1"],
     "refresh_storm": ["--only", "threads_shared_client"],
+    "fleet_storm": ["--hosts", "2", "--processes", "2", "--threads", "2"],
 }
 
 
@@ -157,6 +159,27 @@ def table(results: dict[str, dict[str, Any]]) -> str:
                 f"| {labels.get(load, load)} | {triple(ours)} | {triple(sdk)} "
                 f"| {'yes' if ours['login_survives'] else 'no'} / "
                 f"{'yes' if sdk['login_survives'] else 'no'} | 1 / 0 / 0 | {mark(ok)} |"
+            )
+    fleet = results.get("fleet_storm")
+    if fleet:
+        lines += [
+            "",
+            f"Fleet storm ({fleet['hosts']} hosts x {fleet['processes_per_host']} processes x "
+            f"{fleet['threads_per_process']} threads, expired token, "
+            f"{fleet['refresh_latency_seconds']} s refresh latency):",
+            "",
+            "| One login as | POSTs / `invalid_grant` / failed | Stored logins alive | Target | |",
+            "|---|---|---|---|---|",
+        ]
+        for side, label in (("redis", "one `RedisStore`"), ("copied_files", "a file per host")):
+            row = fleet["results"][side]
+            triple = f"{row['token_posts']} / {row['invalid_grant']} / {row['failed_requests']}"
+            ok = (row["token_posts"], row["invalid_grant"], row["failed_requests"]) == (1, 0, 0)
+            target = "1 / 0 / 0" if side == "redis" else "—"
+            verdict = mark(ok) if side == "redis" else ""
+            lines.append(
+                f"| {label} | {triple} | {row['stored_logins_alive']} of "
+                f"{row['stored_logins']} | {target} | {verdict} |"
             )
     return "\n".join(lines)
 

@@ -2,7 +2,7 @@
 
 Run it (credentials are found automatically; see `claude-oauth-auth status`):
 
-    pip install 'claude-oauth-auth[examples]' uvicorn
+    pip install '.[examples]'                  # from a clone; installs FastAPI and uvicorn
     uvicorn examples.fastapi_app:app          # or: python examples/fastapi_app.py
     curl -X POST http://127.0.0.1:8000/chat -H 'Content-Type: application/json' \\
          -d '{"prompt": "Hello!"}'
@@ -99,6 +99,6 @@ async def health(request: Request) -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    import uvicorn  # type: ignore[import-not-found, unused-ignore]  # pip install uvicorn
+    import uvicorn  # type: ignore[import-not-found, unused-ignore]  # the examples extra
 
     uvicorn.run(app)

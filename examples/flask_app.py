@@ -2,7 +2,7 @@
 
 Run it (credentials are found automatically; see `claude-oauth-auth status`):
 
-    pip install 'claude-oauth-auth[examples]'
+    pip install '.[examples]'                  # from a clone
     python examples/flask_app.py
     curl -X POST http://127.0.0.1:5000/chat -H 'Content-Type: application/json' \\
          -d '{"prompt": "Hello!"}'

@@ -43,6 +43,7 @@ from typing import Any, Literal, TypeAlias, cast
 __all__ = [
     "CLAUDE_CODE_ONLY_MESSAGE",
     "FAKE_MODEL",
+    "JWT_BEARER_GRANT",
     "OAUTH_BETA",
     "TOKEN_PATH",
     "AuthKind",
@@ -53,6 +54,7 @@ __all__ = [
 
 OAUTH_BETA = "oauth-2025-04-20"
 TOKEN_PATH = "/v1/oauth/token"
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 CLAUDE_CODE_ONLY_MESSAGE = (
     "This credential is only authorized for use with Claude Code and cannot be used for "
     "other API requests."
@@ -335,6 +337,7 @@ class FakeAnthropic:
         self.token_posts: int = 0
         self.invalid_grants: int = 0
         self.token_requests: list[dict[str, Any]] = []
+        self.token_headers: list[dict[str, str]] = []  # lower-cased, one per token POST
         self.api_requests: list[RecordedRequest] = []
         self.errors: list[str] = []  # tracebacks of unexpected server-side exceptions
 
@@ -342,6 +345,7 @@ class FakeAnthropic:
         self._api_keys: set[str] = set()
         self._access_tokens: dict[str, _AccessToken] = {}
         self._refresh_tokens: dict[str, _RefreshToken] = {}
+        self._identity_tokens: set[str] = set()  # JWTs the jwt-bearer grant accepts
         self._batches: dict[str, dict[str, Any]] = {}
 
         self._connections: set[socket.socket] = set()
@@ -409,6 +413,14 @@ class FakeAnthropic:
         with self.lock:
             return self._mint_locked(expires_in, claude_code_only, with_refresh=True)
 
+    def add_identity_token(self, jwt: str | None = None) -> str:
+        """An identity token (a workload's JWT) the jwt-bearer grant will exchange."""
+        if jwt is None:
+            jwt = "eyJ" + _rand("", 24) + "." + _rand("", 24) + "." + _rand("", 16)
+        with self.lock:
+            self._identity_tokens.add(jwt)
+        return jwt
+
     def revoke_access_token(self, token: str) -> None:
         with self.lock:
             entry = self._access_tokens.get(token)
@@ -420,6 +432,12 @@ class FakeAnthropic:
             entry = self._refresh_tokens.get(token)
             if entry is not None:
                 entry.revoked = True
+
+    def refresh_token_usable(self, token: str | None) -> bool:
+        """True when ``token`` is a refresh token this server issued and would still accept."""
+        with self.lock:
+            entry = self._refresh_tokens.get(token) if token else None
+            return entry is not None and not entry.used and not entry.revoked
 
     def _mint_locked(
         self, expires_in: float, claude_code_only: bool, *, with_refresh: bool
@@ -444,6 +462,7 @@ class FakeAnthropic:
             self.token_posts = 0
             self.invalid_grants = 0
             self.token_requests.clear()
+            self.token_headers.clear()
             self.api_requests.clear()
 
     def _record_error(self, text: str) -> None:
@@ -468,6 +487,7 @@ class FakeAnthropic:
         with self.lock:
             self.token_posts += 1
             self.token_requests.append(body if body is not None else {})
+            self.token_headers.append(dict(headers))
             fault = self.token_faults.pop(0) if self.token_faults else None
             latency = self.refresh_latency
 
@@ -485,6 +505,8 @@ class FakeAnthropic:
                 {"error": "invalid_request", "error_description": "Malformed request body"},
                 no_store,
             )
+        if body.get("grant_type") == JWT_BEARER_GRANT:
+            return self._exchange_identity_token(body, no_store)
         if body.get("grant_type") != "refresh_token":
             return _json_response(400, {"error": "unsupported_grant_type"}, no_store)
         refresh = body.get("refresh_token")
@@ -507,6 +529,19 @@ class FakeAnthropic:
         if rotate:
             out["refresh_token"] = new_refresh
         out.update({"expires_in": int(lifetime), "token_type": "Bearer", "scope": "user:inference"})
+        return _json_response(200, out, no_store)
+
+    def _exchange_identity_token(self, body: dict[str, Any], no_store: _Headers) -> _Response:
+        """RFC 7523 jwt-bearer, as workload identity federation uses it."""
+        if not body.get("federation_rule_id") or not body.get("organization_id"):
+            return _json_response(400, {"error": "invalid_request"}, no_store)
+        with self.lock:
+            if body.get("assertion") not in self._identity_tokens:
+                self.invalid_grants += 1
+                return _json_response(401, dict(INVALID_GRANT_BODY), no_store)
+            access, _ = self._mint_locked(self.access_token_lifetime, False, with_refresh=False)
+            lifetime = int(self.access_token_lifetime)
+        out = {"access_token": access, "token_type": "Bearer", "expires_in": lifetime}
         return _json_response(200, out, no_store)
 
     @staticmethod
@@ -668,13 +703,19 @@ class FakeAnthropic:
         model = body["model"]
         if body.get("stream") is True:
             return self._stream_messages(msg_id, model, input_tokens, output_tokens)
+        content: list[dict[str, Any]] = [{"type": "text", "text": REPLY_TEXT}]
+        stop_reason = "end_turn"
+        tool = _forced_tool(body)
+        if tool is not None:
+            content = [_tool_use(tool)]
+            stop_reason = "tool_use"
         message = {
             "id": msg_id,
             "type": "message",
             "role": "assistant",
             "model": model,
-            "content": [{"type": "text", "text": REPLY_TEXT}],
-            "stop_reason": "end_turn",
+            "content": content,
+            "stop_reason": stop_reason,
             "stop_sequence": None,
             "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
         }
@@ -785,3 +826,55 @@ def _validate_message_params(body: dict[str, Any], *, need_max_tokens: bool) -> 
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
             return _api_error(400, "invalid_request_error", "max_tokens: Field required")
     return None
+
+
+def _forced_tool(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The tool a request forces (``tool_choice`` ``tool`` or ``any``), else None."""
+    choice = body.get("tool_choice")
+    tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and "name" in t]
+    if not isinstance(choice, dict) or not tools:
+        return None
+    if choice.get("type") == "any":
+        return cast(dict[str, Any], tools[0])
+    if choice.get("type") == "tool":
+        return next((t for t in tools if t["name"] == choice.get("name")), None)
+    return None
+
+
+def _tool_use(tool: dict[str, Any]) -> dict[str, Any]:
+    """A ``tool_use`` block whose input is a placeholder value matching the tool's schema."""
+    schema = tool.get("input_schema") or {}
+    return {
+        "type": "tool_use",
+        "id": _rand("toolu_", 12),
+        "name": tool["name"],
+        "input": _example(schema, schema),
+    }
+
+
+def _example(schema: Any, root: dict[str, Any]) -> Any:
+    """A value valid for a simple JSON schema: strings are REPLY_TEXT, numbers 1, and so on."""
+    if not isinstance(schema, dict):
+        return None
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part, {}) if isinstance(target, dict) else {}
+        return _example(target, root)
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    for union in ("anyOf", "oneOf", "allOf"):
+        options = [o for o in schema.get(union, []) if o.get("type") != "null"]
+        if options:
+            return _example(options[0], root)
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        properties = schema.get("properties") or {}
+        return {name: _example(sub, root) for name, sub in properties.items()}
+    if kind == "array":
+        return [_example(schema.get("items") or {}, root)]
+    simple = {"string": REPLY_TEXT, "integer": 1, "number": 1.0, "boolean": True, "null": None}
+    return simple.get(kind) if isinstance(kind, str) else None

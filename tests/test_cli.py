@@ -13,6 +13,7 @@ import logging
 import os
 import pty
 import select
+import shutil
 import stat
 import subprocess
 import sys
@@ -299,7 +300,7 @@ def test_refresh_forces_one_post_and_prints_the_expiry_not_the_token(
     assert oauth_env.token_posts == 1
     assert saved["access_token"] != tokens[0] and saved["refresh_token"] != tokens[1]
     assert "Refreshed" in result.stdout and "auth_file" in result.stdout
-    assert "expires in 60 min" in result.stdout
+    assert "(in 60 min)" in result.stdout
     assert_no_secret(result.stdout + result.stderr, [*tokens, saved["access_token"]])
     assert stat.S_IMODE(os.stat(auth_path).st_mode) == 0o600
 
@@ -507,3 +508,80 @@ def test_python_dash_m_runs_the_same_commands(monkeypatch: pytest.MonkeyPatch) -
         [sys.executable, "-m", "claude_oauth_auth", "token"], capture_output=True, text=True
     )
     assert result.returncode == 0 and result.stdout == KEY + "\n"
+
+
+# ----- token --header: the exact header lines, for curl ------------------------------------
+
+
+def sdk_headers(**credential: str) -> dict[str, str]:
+    import anthropic
+
+    return dict(anthropic.Anthropic(**credential, base_url="http://127.0.0.1").auth_headers)
+
+
+def test_token_header_for_oauth_is_bearer_plus_the_oauth_beta(tokens: tuple[str, str]) -> None:
+    result = run("token", "--header")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"Authorization: Bearer {tokens[0]}",
+        "anthropic-beta: oauth-2025-04-20",
+    ]
+
+
+@pytest.mark.parametrize("variable", ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"])
+def test_token_header_for_a_key_or_bearer_is_what_the_sdk_sends(
+    variable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, KEY)
+    result = run("token", "--header")
+    assert result.returncode == 0, result.stderr
+    option = "api_key" if variable == "ANTHROPIC_API_KEY" else "auth_token"
+    expected = [f"{name}: {value}" for name, value in sdk_headers(**{option: KEY}).items()]
+    assert result.stdout.splitlines() == expected
+    assert run("token", "--header", "--json").returncode == 2
+
+
+CURL = shutil.which("curl")
+
+
+@pytest.mark.skipif(CURL is None, reason="needs curl")
+@pytest.mark.parametrize("kind", ["oauth", "api_key"])
+def test_curl_with_token_header_works_for_every_kind(
+    kind: str, oauth_env: FakeAnthropic, auth_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if kind == "oauth":
+        write_auth_file(auth_path, *oauth_env.issue_tokens())
+    else:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", oauth_env.add_api_key())
+    url = f"{oauth_env.base_url}/v1/models"
+    for recipe in (
+        f'curl -sf -H "$("{SCRIPT}" token --header)" -H "anthropic-version: 2023-06-01" {url}',
+        f'"{SCRIPT}" token --header | curl -sf -H @- -H "anthropic-version: 2023-06-01" {url}',
+    ):
+        done = subprocess.run(["bash", "-c", recipe], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, (recipe, done.stderr)
+        assert json.loads(done.stdout)["data"], done.stdout
+    assert {request.auth_kind for request in oauth_env.api_requests} == {kind}
+
+
+# ----- one way to say a duration; one message for one failure --------------------------------
+
+
+def test_save_and_status_print_durations_the_same_way(auth_path: Path) -> None:
+    saved = run("save", stdin=json.dumps({"access_token": ACCESS, "expires_in": 86400}))
+    assert saved.returncode == 0, saved.stderr
+    assert "(in 24 h)" in saved.stdout and "1440 min" not in saved.stdout
+    shown = run("status")
+    assert "expires in 24 h" in shown.stdout and "(in 24 h)" in shown.stdout
+    assert "24.0 h" not in shown.stdout
+
+
+def test_a_transient_refresh_failure_prints_one_message(
+    auth_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_auth_file(auth_path, ACCESS, REFRESH, expires_in=-60)
+    monkeypatch.setenv("CLAUDE_OAUTH_TOKEN_URL", "http://127.0.0.1:9/v1/oauth/token")
+    result = run("token")
+    assert_explained(result, 1, "could not reach the token endpoint")
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("  To fix:"), result.stderr

@@ -45,6 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC_FILES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
 README_SETUP = ("oauth_file",)
 OPTIONAL_PACKAGES = {"flask", "fastapi", "cryptography", "boto3"}
+# docs/integrations.md: run with the frameworks installed by tests_integrations/test_docs_page.py
+OPTIONAL_PACKAGES |= {"langchain_anthropic", "litellm", "pydantic_ai", "instructor"}
 
 FENCE = re.compile(
     r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```", re.M | re.S
@@ -101,6 +103,42 @@ def _rate_limited(server: FakeAnthropic, home: Path, env: dict[str, str]) -> Non
     server.api_faults.extend(Fault(429, busy, {"retry-after": "0"}) for _ in range(2))
 
 
+def _sdk_profile(server: FakeAnthropic, home: Path, env: dict[str, str]) -> None:
+    """``ant auth login``'s two files for the ``default`` profile, its host the loopback server."""
+    import json
+
+    folder = home / ".config" / "anthropic"
+    access, refresh = server.issue_tokens()
+    auth = {"type": "user_oauth", "client_id": "11111111-2222-3333-4444-555555555555"}
+    config = {"version": "1.0", "base_url": server.base_url, "authentication": auth}
+    for name, document, mode in (
+        ("configs", config, 0o644),
+        (
+            "credentials",
+            {
+                "type": "oauth_token",
+                "access_token": access,
+                "refresh_token": refresh,
+                "expires_at": int(time.time()) + 3600,
+            },
+            0o600,
+        ),
+    ):
+        path = folder / name / "default.json"
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.write_text(json.dumps(document))
+        os.chmod(path, mode)
+
+
+def _workload_identity(server: FakeAnthropic, home: Path, env: dict[str, str]) -> None:
+    """A workload's identity token file (``/var/run/secrets/…`` in Kubernetes) and its rule."""
+    token_file = home / "identity-token"
+    token_file.write_text(server.add_identity_token())
+    env["ANTHROPIC_IDENTITY_TOKEN_FILE"] = str(token_file)
+    env["ANTHROPIC_FEDERATION_RULE_ID"] = "fdrl_01example"
+    env["ANTHROPIC_ORGANIZATION_ID"] = "00000000-0000-0000-0000-000000000000"
+
+
 Setup = Callable[[FakeAnthropic, Path, dict[str, str]], None]
 SETUPS: dict[str, Setup] = {
     "api_key": _api_key,  # ANTHROPIC_API_KEY is a key the server accepts
@@ -112,6 +150,8 @@ SETUPS: dict[str, Setup] = {
     "backup_key": _backup_key,  # BACKUP_ANTHROPIC_API_KEY is a key the server accepts
     "rotating_keys": _rotating_keys,  # ANTHROPIC_API_KEY_NEW refused, ANTHROPIC_API_KEY_OLD ok
     "rate_limited": _rate_limited,  # the next two API calls answer 429
+    "sdk_profile": _sdk_profile,  # ~/.config/anthropic: a user_oauth `default` profile
+    "workload_identity": _workload_identity,  # ANTHROPIC_FEDERATION_RULE_ID and friends
 }
 
 
@@ -353,3 +393,97 @@ def _importable(name: str) -> bool:
         return importlib.util.find_spec(name) is not None
     except ModuleNotFoundError:
         return False
+
+
+# ----- the docs say what the code does ---------------------------------------------------------
+
+GUIDE = ROOT / "docs" / "guide.md"
+
+
+def _section(path: Path, heading: str) -> str:
+    text = path.read_text(encoding="utf-8")
+    start = text.index(heading)
+    following = re.search(r"^#{1,3} ", text[start + len(heading) :], re.M)
+    return text[start : start + len(heading) + (following.start() if following else len(text))]
+
+
+def test_guide_lists_exactly_the_client_arguments_we_add_to_the_sdk() -> None:
+    import inspect
+
+    import anthropic
+
+    from claude_oauth_auth import AsyncClaudeClient, ClaudeClient
+
+    table = _section(GUIDE, "### Client arguments")
+    documented = set(re.findall(r"^\| `(\w+)=` \|", table, re.M))
+    sdk = set(inspect.signature(anthropic.Anthropic.__init__).parameters)
+    for client in (ClaudeClient, AsyncClaudeClient):
+        parameters = inspect.signature(client.__init__).parameters.values()
+        ours = {
+            p.name
+            for p in parameters
+            if p.name not in sdk and p.name != "self" and p.kind is not p.VAR_KEYWORD
+        }
+        assert documented == ours, (
+            f"guide names arguments {sorted(documented - ours)} that {client.__name__} does "
+            f"not take, and omits {sorted(ours - documented)}"
+        )
+    # The configuration table agrees: no argument there is said not to reach the client.
+    configuration = _section(GUIDE, "## Configuration")
+    assert "are not client arguments" not in configuration
+    for name in ("refresh_threshold", "token_url", "client_id"):
+        row = next(line for line in configuration.splitlines() if f"`{name}=`" in line)
+        assert "clients" in row or "same three" in row, row
+
+
+def test_docs_do_not_install_from_an_index_that_lacks_the_package() -> None:
+    bare = re.compile(r"pip install (--upgrade )?claude-oauth-auth(?![\w\[@-])")
+    for path in [*DOC_FILES, *sorted((ROOT / "examples").glob("*.py"))]:
+        text = path.read_text(encoding="utf-8")
+        assert not bare.search(text), f"{path.name}: `pip install claude-oauth-auth` (not on PyPI)"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    setup = _section(ROOT / "README.md", "## Set up")
+    first_block = FENCE.search(setup)
+    assert first_block is not None and len(first_block["body"].strip().splitlines()) == 1
+    project = readme[readme.index("Use it in your project") :][:600]
+    assert "pip install ." in project and "git+" in project
+    assert "[keyring]" in project and "[redis]" in project
+
+
+def test_examples_extra_installs_what_every_example_imports() -> None:
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["examples"]
+    names = {re.split(r"[<>=\[; ]", requirement)[0].lower() for requirement in extras}
+    ours = {"claude_oauth_auth", "anthropic", "__future__", "pydantic"}  # pydantic: FastAPI's
+    for script in sorted((ROOT / "examples").glob("*.py")):
+        imported = set(re.findall(r"^\s*(?:from|import) (\w+)", script.read_text(), re.M))
+        third_party = {name for name in imported - ours if name not in sys.stdlib_module_names}
+        assert third_party <= names, f"{script.name} needs {sorted(third_party - names)}"
+    assert "uvicorn" in names
+
+
+def test_the_guides_curl_recipe_uses_token_header() -> None:
+    recipes = [line for line in GUIDE.read_text().splitlines() if "curl" in line and "-H" in line]
+    assert recipes and all("Bearer $(" not in line for line in recipes)
+    assert any('"$(claude-oauth-auth token --header)"' in line for line in recipes)
+
+
+def test_sqlite_move_once_example_runs_twice(
+    oauth_env: FakeAnthropic, home: Path, tmp_path: Path
+) -> None:
+    """The Guide's "move once" example removes the login from auth.json, so a rerun (or the
+    default cascade) never spends the refresh token the database now owns."""
+    (group,) = [g for g in GROUPS if g[0].path == GUIDE and "SQLiteTokenManager" in g[0].code]
+    block = group[0]
+    SETUPS["oauth_file"](oauth_env, home, {})
+    work = tmp_path / "work"
+    work.mkdir()
+    with restored_process_state(work):
+        for _run_number in (1, 2):
+            exec(compile(block.code, block.where, "exec"), {"__name__": "__doc_example__"})
+            assert not auth_file_path(home).exists()
+    assert oauth_env.token_posts == 2 and oauth_env.invalid_grants == 0
+    assert not oauth_env.errors

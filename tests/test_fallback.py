@@ -500,3 +500,62 @@ def test_token_command_prints_the_oauth_fallback(
     assert (document["source"], document["kind"]) == ("claude_code_env", "oauth")
     assert document["token"] == long_lived
     assert oauth_env.token_posts == 1
+
+
+def write_sdk_profile(home: Path, server: FakeAnthropic, name: str, expires_in: float) -> str:
+    """A ``user_oauth`` profile as ``ant auth login`` writes it; returns its access token."""
+    from helpers import write_json
+
+    access, refresh = server.issue_tokens(expires_in=expires_in)
+    folder = home / ".config" / "anthropic"
+    authentication = {"type": "user_oauth", "client_id": "11111111-2222-3333-4444-555555555555"}
+    config = {"version": "1.0", "authentication": authentication, "base_url": server.base_url}
+    write_json(folder / "configs" / f"{name}.json", config, mode=0o644)
+    credentials = {
+        "version": "1.0",
+        "type": "oauth_token",
+        "access_token": access,
+        "refresh_token": refresh,
+        "expires_at": int(time.time() + expires_in),
+    }
+    write_json(folder / "credentials" / f"{name}.json", credentials)
+    return access
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_dead_auth_file_falls_back_to_an_sdk_profile(
+    asynchronous: bool,
+    dead: None,
+    oauth_env: FakeAnthropic,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The SDK's own OAuth (an `ant auth login` profile, expired) below a dead auth.json."""
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    write_sdk_profile(home, oauth_env, "work", expires_in=-5)
+    monkeypatch.setenv("ANTHROPIC_PROFILE", "work")
+
+    if asynchronous:
+
+        async def main() -> str:
+            async with AsyncClaudeClient(max_retries=0) as client:
+                await create(client)
+                await create(client)
+                return client.auth_source
+
+        source = asyncio.run(main())
+    else:
+        client = ClaudeClient(max_retries=0)
+        create(client)
+        create(client)
+        source = client.auth_source
+    assert source == "anthropic_profile"
+    seen = records(oauth_env)
+    assert [(r.auth_kind, r.status) for r in seen] == [("oauth", 200)] * 2
+    assert all(OAUTH_BETA in r.betas for r in seen)
+    # One refused refresh of auth.json, one refresh of the profile (then served from memory).
+    assert (oauth_env.token_posts, oauth_env.invalid_grants) == (2, 1)
+    switches = [line for line in logged(caplog, logging.WARNING) if "falling back" in line]
+    assert len(switches) == 1
+    assert "auth_file" in switches[0] and "anthropic_profile" in switches[0]

@@ -6,6 +6,7 @@ import importlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,67 @@ def test_clients_are_lazy() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+FRAMEWORKS = ("anthropic", "langchain_anthropic", "langchain_core", "litellm", "pydantic_ai")
+
+
+def test_integrations_import_no_framework() -> None:
+    """Importing the package and its integrations module pulls in no SDK and no framework."""
+    code = (
+        "import sys, claude_oauth_auth, claude_oauth_auth.integrations as integrations\n"
+        f"loaded = [name for name in {FRAMEWORKS!r} + ('instructor',) if name in sys.modules]\n"
+        "assert not loaded, loaded\n"
+        "assert sorted(dir(integrations)) == sorted(integrations.__all__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_missing_framework_names_its_extra() -> None:
+    """Without the framework installed, using its helper says which extra to install."""
+    code = (
+        "import sys\n"
+        "sys.modules['langchain_anthropic'] = None\n"  # as if it were not installed
+        "from claude_oauth_auth import integrations\n"
+        "try:\n"
+        "    integrations.chat_anthropic\n"
+        "except ImportError as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'claude-oauth-auth[langchain]'" in result.stdout
+
+
+def test_core_and_dev_installs_pull_in_no_framework() -> None:
+    """The frameworks come only with their own extras, never with the core install or [dev]."""
+    tomllib = pytest.importorskip("tomllib")
+    from packaging.requirements import Requirement
+
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    project = tomllib.loads(pyproject.read_text())["project"]
+    extras: dict[str, list[str]] = project["optional-dependencies"]
+
+    def pulled(lines: list[str]) -> set[str]:
+        names: set[str] = set()
+        for line in lines:
+            requirement = Requirement(line)
+            if requirement.name == project["name"]:
+                for extra in requirement.extras:
+                    names |= pulled(extras[extra])
+            else:
+                names.add(requirement.name.lower())
+        return names
+
+    frameworks = {
+        "langchain": "langchain-anthropic",
+        "litellm": "litellm",
+        "pydantic-ai": "pydantic-ai-slim",
+        "instructor": "instructor",
+    }
+    core_and_dev = pulled(project["dependencies"]) | pulled(extras["dev"])
+    assert {"anthropic", "pytest"} <= core_and_dev
+    assert not core_and_dev & set(frameworks.values())
+    for extra, package in frameworks.items():
+        assert pulled(extras[extra]) == {package}, extra

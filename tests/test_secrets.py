@@ -307,3 +307,23 @@ def test_environment_credentials_and_cli_subprocess(
     ask(client, sweep)
     sweep.show(client, client.auth_manager, client.auth_manager.token_source)
     sweep.check()
+
+
+def test_status_check_shows_no_secret_even_when_the_endpoint_echoes_one(
+    sweep: Sweep, server: FakeAnthropic, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    access, refresh = server.issue_tokens(expires_in=-5)
+    write_auth_file(auth_file_path(home), access, refresh, expires_in=-5)
+    server.token_faults.append(
+        Fault(400, {"error": "invalid_grant", "error_description": f"bad token {refresh}"})
+    )
+    assert sweep.cli("status", "--check", "--json") == 1
+    # The fault is spent: this time the refresh works and the check passes.
+    assert sweep.cli("status", "--check") == 0
+    bad_key = "sk-ant-api03-" + "q" * 40 + "BAD7"
+    sweep.planted.add(bad_key)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", bad_key)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
+    auth_file_path(home).unlink()
+    assert sweep.cli("status", "--check", "--json") == 1
+    sweep.check()

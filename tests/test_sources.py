@@ -39,8 +39,11 @@ def test_source_names_are_the_documented_order() -> None:
         "auth_file",
         "claude_code",
         "claude_code_env",
-        "auth_token_env",
         "api_key_env",
+        "auth_token_env",
+        "anthropic_profile",
+        "workload_identity",
+        "anthropic_profile_active",
     )
 
 
@@ -69,7 +72,6 @@ def test_api_key_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_auth_token_env_is_a_static_bearer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "gateway-token-123456")
-    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
     auth = UnifiedAuthManager()
     assert auth.source == "auth_token_env"
     assert auth.credential.kind == "auth_token"
@@ -126,7 +128,7 @@ def test_explicit_api_key_ignores_everything_else(home: Path) -> None:
     write_json(auth_file_path(home), "not json at all", mode=0o600)
     auth = UnifiedAuthManager(api_key=KEY)
     assert (auth.auth_method, auth.source) == ("api_key", "explicit")
-    assert [r.state for r in auth.reports if r.name != "explicit"] == ["not_checked"] * 7
+    assert [r.state for r in auth.reports if r.name != "explicit"] == ["not_checked"] * 10
 
 
 def test_explicit_arguments_are_exclusive() -> None:
@@ -305,10 +307,17 @@ def test_keeps_going_past_every_broken_source(home: Path, monkeypatch: pytest.Mo
     write_json(auth_file_path(home), {"access_token": 5})
     write_json(claude_code_path(home), {"claudeAiOauth": {}})
     monkeypatch.setenv("CLAUDE_CODE_OAUTH_TOKEN", " ")
-    monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "")
-    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "")
+    monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "two words")
+    monkeypatch.setenv("ANTHROPIC_PROFILE", ".hidden")
+    monkeypatch.setenv("ANTHROPIC_FEDERATION_RULE_ID", "fdrl_only")
+    sdk = home / ".config" / "anthropic"
+    config = {"authentication": {"type": "user_oauth"}}
+    write_json(sdk / "configs" / "default.json", config, mode=0o644)
+    credentials = {"access_token": ACCESS, "expires_at": 4102444800}
+    write_json(sdk / "credentials" / "default.json", credentials)
     auth = UnifiedAuthManager()
-    assert auth.source == "api_key_env"
+    assert auth.source == "anthropic_profile_active"
     states = {r.name: r.state for r in auth.reports}
     assert states == {
         "explicit": "absent",
@@ -317,6 +326,125 @@ def test_keeps_going_past_every_broken_source(home: Path, monkeypatch: pytest.Mo
         "auth_file": "invalid",
         "claude_code": "invalid",
         "claude_code_env": "invalid",
+        "api_key_env": "invalid",
         "auth_token_env": "invalid",
-        "api_key_env": "used",
+        "anthropic_profile": "invalid",
+        "workload_identity": "invalid",
+        "anthropic_profile_active": "used",
     }
+
+
+# ----- the SDK's own steps ---------------------------------------------------------------------
+
+
+def sdk_profile(home: Path, name: str = "default", **auth: object) -> Path:
+    folder = home / ".config" / "anthropic"
+    authentication = {"type": "user_oauth", "client_id": "cid", **auth}
+    write_json(folder / "configs" / f"{name}.json", {"authentication": authentication}, 0o644)
+    credentials = {"access_token": ACCESS, "refresh_token": REFRESH, "expires_at": 4102444800}
+    write_json(folder / "credentials" / f"{name}.json", credentials)
+    return folder
+
+
+def test_no_sdk_configuration_is_absent_everywhere(home: Path) -> None:
+    for name in ("anthropic_profile", "workload_identity", "anthropic_profile_active"):
+        report, credential = check_source(name)
+        assert (report.state, credential) == ("absent", None), report
+
+
+@pytest.mark.parametrize(
+    ("breakage", "reason"),
+    [
+        ("config_mode", "chmod go-w"),
+        ("credentials_mode", "chmod 600"),
+        ("no_credentials", "ant auth login"),
+        ("bad_type", "authentication.type 'password'"),
+        ("not_json", "not valid JSON"),
+        ("no_authentication", "no 'authentication' object"),
+        ("plain_http", "must use https://"),
+    ],
+)
+def test_a_broken_profile_is_invalid_with_the_fix(home: Path, breakage: str, reason: str) -> None:
+    folder = sdk_profile(home)
+    config, secret = folder / "configs" / "default.json", folder / "credentials" / "default.json"
+    if breakage == "config_mode":
+        os.chmod(config, 0o666)
+    elif breakage == "credentials_mode":
+        os.chmod(secret, 0o644)
+    elif breakage == "no_credentials":
+        secret.unlink()
+    elif breakage == "bad_type":
+        write_json(config, {"authentication": {"type": "password"}}, 0o644)
+    elif breakage == "not_json":
+        config.write_text("{")
+    elif breakage == "plain_http":
+        plain = {"base_url": "http://api.example.com", "authentication": {"type": "user_oauth"}}
+        write_json(config, plain, 0o644)
+    else:
+        write_json(config, {"base_url": "https://x"}, 0o644)
+    report, credential = check_source("anthropic_profile_active")
+    assert credential is None and report.state == "invalid"
+    assert reason in report.detail and REFRESH not in report.detail
+
+
+def test_profile_steps_name_profile_and_path(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = sdk_profile(home, "work")
+    monkeypatch.setenv("ANTHROPIC_PROFILE", "work")
+    report, credential = check_source("anthropic_profile")
+    assert report.state == "available" and credential is not None
+    assert "'work' (ANTHROPIC_PROFILE)" in report.detail
+    assert report.path == str(folder / "credentials" / "work.json")
+    assert ACCESS not in report.detail and "WXYZ" in report.detail
+    active, _ = check_source("anthropic_profile_active")
+    assert active.state == "absent"  # no default profile: nothing is configured there
+
+
+def test_a_pointer_or_config_dir_to_nothing_is_invalid(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = sdk_profile(home)
+    (folder / "active_config").write_text("gone\n")
+    report, _ = check_source("anthropic_profile_active")
+    assert report.state == "invalid" and "'gone', active_config" in report.detail
+    (folder / "active_config").unlink()
+    monkeypatch.setenv("ANTHROPIC_CONFIG_DIR", str(home / "empty"))
+    report, _ = check_source("anthropic_profile_active")
+    assert report.state == "invalid" and str(home / "empty") in report.detail
+
+
+def test_workload_identity_states(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_ORGANIZATION_ID", "org-1")  # profiles use it too: not intent
+    assert check_source("workload_identity")[0].state == "absent"
+    monkeypatch.setenv("ANTHROPIC_FEDERATION_RULE_ID", "fdrl_1")
+    report, _ = check_source("workload_identity")
+    assert report.state == "invalid" and "ANTHROPIC_IDENTITY_TOKEN[_FILE]" in report.detail
+    monkeypatch.setenv("ANTHROPIC_IDENTITY_TOKEN_FILE", str(home / "missing.jwt"))
+    report, _ = check_source("workload_identity")
+    assert report.state == "invalid" and "not a readable file" in report.detail
+    (home / "missing.jwt").write_text("eyJ.x.y")
+    report, credential = check_source("workload_identity")
+    assert report.state == "available" and credential is not None
+    assert "fdrl_1" in report.detail and "eyJ" not in report.detail
+
+
+def test_an_oidc_profile_without_its_rule_is_invalid(home: Path) -> None:
+    folder = home / ".config" / "anthropic"
+    config = {"organization_id": "org-1", "authentication": {"type": "oidc_federation"}}
+    write_json(folder / "configs" / "default.json", config, 0o644)
+    report, credential = check_source("anthropic_profile_active")
+    assert credential is None and report.state == "invalid"
+    assert "authentication.federation_rule_id" in report.detail
+
+
+def test_status_reads_profiles_without_importing_anthropic(home: Path) -> None:
+    sdk_profile(home)
+    code = (
+        "import sys, claude_oauth_auth as c; s = c.get_auth_status(); "
+        "assert s['source'] == 'anthropic_profile_active', s; "
+        "assert 'anthropic' not in sys.modules, 'imported anthropic'"
+    )
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-800:]

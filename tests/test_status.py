@@ -6,10 +6,18 @@ import json
 import os
 import subprocess
 import sys
+import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
-from helpers import auth_file_path, claude_code_path, write_auth_file, write_json
+from helpers import (
+    auth_file_path,
+    claude_code_path,
+    write_auth_file,
+    write_claude_code_file,
+    write_json,
+)
 
 from claude_oauth_auth import get_auth_status
 
@@ -95,6 +103,8 @@ def test_cli_status_without_credentials_exits_1_and_explains() -> None:
     assert result.returncode == 1
     assert "api_key_env" in result.stdout and "No usable" in result.stdout
     assert "Traceback" not in result.stderr
+    last = result.stdout.rstrip().splitlines()[-1]
+    assert last.startswith("To fix: set ANTHROPIC_API_KEY") and not last.endswith("..")
 
 
 def test_cli_status_json_with_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -134,3 +144,162 @@ def test_import_status_and_cli_never_import_anthropic(home: Path) -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+# ----- what status shows (through the console script, in a fresh HOME) ----------------------
+
+
+def status_json(*arguments: str) -> tuple[int, dict[str, object], str]:
+    result = run("status", "--json", *arguments)
+    return result.returncode, json.loads(result.stdout), result.stderr
+
+
+def test_claude_code_login_shows_expiry_scopes_plan_and_urls(home: Path) -> None:
+    path = claude_code_path(home)
+    write_claude_code_file(path, ACCESS, REFRESH, expires_in=5 * 3600, rateLimitTier="tier_x")
+    document = json.loads(path.read_text())
+    document["claudeAiOauth"]["rateLimitTier"] = "default_claude_max_20x"
+    write_json(path, document)
+    result = run("status")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    expires = datetime.fromtimestamp(document["claudeAiOauth"]["expiresAt"] / 1000).astimezone()
+    assert f"expires:      {expires:%Y-%m-%d %H:%M}" in text and "(in 5 h)" in text
+    assert "scopes:       user:inference user:profile" in text
+    assert "subscription: max (rate-limit tier default_claude_max_20x)" in text
+    assert "can refresh:  yes" in text
+    assert "API base URL: https://api.anthropic.com" in text
+    assert "token URL:    https://platform.claude.com/v1/oauth/token" in text
+    assert f"location:     {path}" in text
+    assert_no_secret(text + result.stderr)
+    code, status, _ = status_json()
+    assert code == 0
+    credential = status["credential"]
+    assert isinstance(credential, dict)
+    assert credential["kind"] == "oauth" and credential["source"] == "claude_code"
+    assert credential["subscription_type"] == "max" and credential["can_refresh"] is True
+    assert credential["scopes"] == ["user:inference", "user:profile"]
+    assert abs(credential["expires_in"] - 5 * 3600) < 60
+    assert status["api_base_url"] == "https://api.anthropic.com"
+
+
+def test_api_key_shows_where_it_comes_from_and_the_base_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+    result = run("status")
+    assert result.returncode == 0
+    assert "Credential in use: API key (...KEY1) from api_key_env" in result.stdout
+    assert "location:     environment variable ANTHROPIC_API_KEY" in result.stdout
+    assert "API base URL: http://127.0.0.1:9" in result.stdout
+    assert "token URL" not in result.stdout
+    assert_no_secret(result.stdout)
+
+
+CONFIG_ERRORS = {
+    "token URL variable": ({"CLAUDE_OAUTH_TOKEN_URL": "http://example.com/token"}, {}),
+    "threshold": ({"CLAUDE_TOKEN_REFRESH_THRESHOLD": "5m"}, {}),
+    "token_url in auth.json": ({}, {"token_url": "http://example.com/token"}),
+}
+
+
+@pytest.mark.parametrize("case", list(CONFIG_ERRORS))
+def test_settings_the_client_refuses_make_the_source_invalid_and_exit_1(
+    case: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    variables, extra = CONFIG_ERRORS[case]
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    write_auth_file(auth_file_path(home), ACCESS, REFRESH, **extra)
+    code, status, _ = status_json()
+    assert code == 1
+    states = {s["name"]: s for s in status["sources"]}  # type: ignore[union-attr]
+    assert states["auth_file"]["state"] == "invalid"
+    reason = states["auth_file"]["detail"]
+    assert status["configuration_errors"] == ["auth_file"]
+    text = run("status")
+    assert text.returncode == 1 and "To fix: auth_file is broken;" in text.stdout
+    # The client gives the same reason, in its warning and in its final error.
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    code, status, _ = status_json()
+    assert code == 1 and status["source"] == "api_key_env"
+    token = run("token")
+    assert token.returncode == 0 and token.stdout.strip() == KEY
+    assert reason in token.stderr, (reason, token.stderr)
+    assert_no_secret(token.stderr)
+
+
+def test_claude_code_file_without_a_login_is_absent_and_no_client_warns(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_json(claude_code_path(home), {"mcpOAuth": {"server": {"accessToken": "x"}}})
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    code, status, _ = status_json()
+    assert code == 0
+    entry = next(s for s in status["sources"] if s["name"] == "claude_code")  # type: ignore[union-attr]
+    assert entry["state"] == "absent"
+    assert entry["detail"].startswith("no Claude login in this file")
+    assert "access_token" not in entry["detail"]
+    token = run("token")
+    assert token.returncode == 0 and token.stderr == ""
+
+
+def test_messages_use_the_field_names_of_the_files_shape(home: Path) -> None:
+    write_json(claude_code_path(home), {"claudeAiOauth": {"refreshToken": REFRESH}})
+    code, status, _ = status_json()
+    assert code == 1
+    entry = next(s for s in status["sources"] if s["name"] == "claude_code")  # type: ignore[union-attr]
+    assert entry["state"] == "invalid" and '"accessToken"' in entry["detail"]
+    assert "access_token" not in entry["detail"]
+
+
+def test_expires_at_written_in_seconds_is_read_as_seconds_with_a_note(home: Path) -> None:
+    path = claude_code_path(home)
+    write_claude_code_file(path, ACCESS, REFRESH)
+    document = json.loads(path.read_text())
+    document["claudeAiOauth"]["expiresAt"] = int(time.time() + 3 * 3600)  # seconds, not ms
+    write_json(path, document)
+    result = run("status")
+    assert result.returncode == 0
+    assert "(in 3 h)" in result.stdout and "days ago" not in result.stdout
+    assert "looks like seconds" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("broken", "fix"),
+    [
+        ("auth_file", "replace it with `claude-oauth-auth save`"),
+        ("claude_code", "run `claude`, then /login"),
+    ],
+)
+def test_to_fix_names_the_broken_source_and_the_command(broken: str, fix: str, home: Path) -> None:
+    path = auth_file_path(home) if broken == "auth_file" else claude_code_path(home)
+    path.parent.mkdir(parents=True, mode=0o700)
+    path.write_text("{not json")
+    path.chmod(0o600)
+    result = run("status")
+    assert result.returncode == 1
+    assert f"To fix: {broken} is broken; " in result.stdout and fix in result.stdout
+    assert "1 source is broken" in result.stdout and "source(s)" not in result.stdout
+    if broken == "auth_file":
+        assert str(path) in result.stdout.split("To fix:")[1]
+    token = run("token")
+    assert token.returncode == 1 and f"To fix: {broken} is broken; " in token.stderr
+
+
+def test_global_flags_before_or_after_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    plain = run("status").stdout
+    for arguments in (["status", "--debug"], ["--debug", "status"]):
+        result = run(*arguments)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == plain
+    for arguments in (["token", "--debug"], ["--debug", "token"]):
+        result = run(*arguments)
+        assert result.returncode == 0 and "DEBUG claude_oauth_auth" in result.stderr
+        assert_no_secret(result.stderr)
+    for arguments in (["--json", "status"], ["status", "--json"], ["--json", "status", "--debug"]):
+        result = run(*arguments)
+        assert result.returncode == 0 and json.loads(result.stdout)["source"] == "api_key_env"
+    assert run("--json", "logout").returncode == 2

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -296,6 +297,43 @@ def test_redis_stopped_then_back(redis_server: RedisServer) -> None:
     assert same_tokens(store.load(), token_set(2))
 
 
+def test_the_acl_user_in_the_fleets_docs_is_enough_and_confined(
+    redis_server: RedisServer,
+) -> None:
+    """docs/fleets.md's ACL line: the whole store contract works, another key is refused."""
+    from pathlib import Path
+
+    docs = (Path(__file__).parent.parent / "docs" / "fleets.md").read_text()
+    line = next(text.strip() for text in docs.splitlines() if "ACL SETUSER" in text)
+    _, _, user, *rules = line.split()
+    rules = [">acl-user-pw" if rule == ">PASSWORD" else rule for rule in rules]
+    redis_server.client().execute_command("ACL", "SETUSER", user, *rules)
+    url = f"redis://{user}:acl-user-pw@127.0.0.1:{redis_server.port}/0"
+    check_round_trip_and_compare_and_set(lambda: RedisStore(url, lease_seconds=0.6))
+    store = RedisStore(url, lease_seconds=0.6)
+    with store.lock(timeout=1):
+        time.sleep(0.5)  # renewed at least once
+    store.save(token_set(1), expected_version=None)
+    store.delete()
+    assert not store.may_restore()
+    with pytest.raises(StoreError, match="may not run this command or use this key"):
+        RedisStore(url, key="another-app:secret").load()
+
+
+def test_a_url_picks_the_key(redis_server: RedisServer) -> None:
+    from claude_oauth_auth.stores import store_from_url
+
+    store = store_from_url(f"{redis_server.url}?key=team-a:login")
+    assert isinstance(store, RedisStore) and store.key == "team-a:login"
+    assert store.location == f"redis://127.0.0.1:{redis_server.port}/0 key=team-a:login"
+    store.save(token_set(1), expected_version=None)
+    assert redis_server.client().exists("team-a:login")
+    assert RedisStore(redis_server.url).load() is None  # the default key is another login
+    with pytest.raises(StoreError, match="cannot be empty") as caught:
+        store_from_url(f"redis://:{PASSWORD}@127.0.0.1:{redis_server.port}/0?key=")
+    assert secret_free(str(caught.value))
+
+
 # ----- construction --------------------------------------------------------------------------
 
 
@@ -331,8 +369,10 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 def test_redis_is_imported_only_on_first_use(redis_server: RedisServer) -> None:
     result = run_python(f"""
         import sys
-        import claude_oauth_auth.stores
-        from claude_oauth_auth.stores._redis import RedisStore
+        import claude_oauth_auth, claude_oauth_auth.stores
+        assert "redis" not in sys.modules and "anthropic" not in sys.modules
+        from claude_oauth_auth.stores import RedisStore
+        assert RedisStore.__module__ == "claude_oauth_auth.stores._redis"
         store = RedisStore({redis_server.url!r})
         print(store.location, repr(store))
         assert "redis" not in sys.modules, "imported before first use"
@@ -360,3 +400,44 @@ def test_without_the_redis_library() -> None:
         "StoreError | redis://127.0.0.1:1/0 key=claude-oauth-auth:default: the redis library "
         "is not installed (pip install 'claude-oauth-auth[redis]')\n"
     )
+
+
+def test_a_hung_redis_costs_one_timeout_then_fails_fast() -> None:
+    """A server that accepts connections and never answers (a hung Redis, a dead proxy): one
+    caller waits out the socket timeout, the ones right after it fail at once."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        store = RedisStore(f"redis://:{PASSWORD}@127.0.0.1:{listener.getsockname()[1]}/0")
+        started = time.monotonic()
+        with pytest.raises(StoreError, match=r"cannot reach Redis \(timed out\)"):
+            store.version()
+        assert time.monotonic() - started >= 4
+        started = time.monotonic()
+        for action in (store.version, store.load, lambda: store.lock(timeout=5).__enter__()):
+            with pytest.raises(StoreError, match="timed out a moment ago") as caught:
+                action()
+            assert secret_free(str(caught.value))
+        assert time.monotonic() - started < 0.5
+    finally:
+        stop.set()
+        acceptor.join(5)
+        for connection in accepted:
+            connection.close()
+        listener.close()

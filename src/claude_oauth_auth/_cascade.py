@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["StaticOAuthToken", "UnifiedAuthManager"]
 
 log = logging.getLogger("claude_oauth_auth")
+_WARNED_SHADOWS: set[tuple[str, str]] = set()
 
 
 class StaticOAuthToken:
@@ -83,15 +84,14 @@ class UnifiedAuthManager(FailoverMixin):
         credentials: Callable[..., Any] | None = None,
         token_file: str | os.PathLike[str] | None = None,
         store: TokenStore | None = None,
+        profile: str | None = None,
+        config: Mapping[str, Any] | None = None,
         sources: Sequence[str] | None = None,
         refresh_threshold: float | None = None,
         client_id: str | None = None,
         token_url: str | None = None,
-        profile: str | None = None,
-        config: Mapping[str, Any] | None = None,
+        base_url: str | None = None,
     ) -> None:
-        self._profile = profile
-        self._config = config
         explicit = {
             name: value
             for name, value in (
@@ -101,12 +101,15 @@ class UnifiedAuthManager(FailoverMixin):
                 ("credentials", credentials),
                 ("token_file", token_file),
                 ("store", store),
+                ("profile", profile),
+                ("config", config),
             )
             if value is not None
         }
         if len(explicit) > 1:
             raise ValueError(f"pass at most one credential argument, got {', '.join(explicit)}")
         self._explicit = explicit
+        self._base_url = base_url  # the client's API host: an SDK profile may refresh there
         self._sources = validate_sources(sources)
         self._manager_options: dict[str, Any] = {
             "refresh_threshold": refresh_threshold,
@@ -151,6 +154,18 @@ class UnifiedAuthManager(FailoverMixin):
         return source if isinstance(source, OAuthTokenManager) else None
 
     @property
+    def credential_headers(self) -> dict[str, str]:
+        """Headers its SDK profile adds to every request (``anthropic-workspace-id``)."""
+        profile = self.active_credential.profile
+        return profile.headers if profile is not None else {}
+
+    @property
+    def credential_base_url(self) -> str | None:
+        """The API host the credential's SDK profile names, used when the client names none."""
+        profile = self.active_credential.profile
+        return profile.base_url if profile is not None else None
+
+    @property
     def reports(self) -> list[SourceReport]:
         """One report per source, in cascade order (later sources may be ``not_checked``)."""
         return list(self._reports.values())
@@ -175,8 +190,26 @@ class UnifiedAuthManager(FailoverMixin):
             if report.state == "invalid":
                 log.warning("Skipping %s: %s", name, report.detail)
             if credential is not None:
+                self._warn_if_shadowing(name)
                 return credential
         return None
+
+    def _warn_if_shadowing(self, used: str) -> None:
+        """One WARNING when ``used`` hides an SDK credential the user selected on purpose."""
+        from ._profiles import SDK_STEPS, explicit_selection
+
+        below = self._sources[self._sources.index(used) + 1 :]
+        for step in (name for name in below if name in SDK_STEPS):
+            selection = explicit_selection(step)
+            if selection is not None and (used, selection) not in _WARNED_SHADOWS:
+                _WARNED_SHADOWS.add((used, selection))
+                log.warning(
+                    "%s is set, but the credential from %s comes first in the cascade and is "
+                    "used; remove it or pass sources= to use %s",
+                    selection,
+                    used,
+                    step,
+                )
 
     def _explicit_credential(self) -> Credential:
         (name, value), *_ = self._explicit.items()
@@ -188,6 +221,8 @@ class UnifiedAuthManager(FailoverMixin):
             if name == "api_key":
                 return Credential("api_key", "explicit", secret=value.strip())
             return Credential("auth_token", "explicit", secret=value.strip())
+        if name in ("profile", "config"):
+            return self._explicit_profile(name, value)
         if name in ("token_file", "store"):
             where: dict[str, Any] = {name: value}
             manager = OAuthTokenManager(**where, **self._manager_options)
@@ -196,6 +231,22 @@ class UnifiedAuthManager(FailoverMixin):
         if not callable(value):
             raise TypeError(f"{name}= must be an OAuthTokenManager or an SDK credentials provider")
         return Credential("oauth", "explicit", provider=value)
+
+    def _explicit_profile(self, name: str, value: Any) -> Credential:
+        """``profile=``/``config=``: an SDK profile, exactly as ``anthropic.Anthropic`` takes it."""
+        from ._profiles import check_loaded_profile, load_profile, profile_from_config
+
+        if name == "profile":
+            if not isinstance(value, str) or not value:
+                raise ValueError("profile= must be a non-empty profile name")
+            profile = load_profile(value, "profile= argument")
+        else:
+            profile = profile_from_config(value)
+        report, credential = check_loaded_profile("explicit", profile)
+        self._reports["explicit"] = report
+        if credential is None:
+            raise ClaudeAuthError(f"{name}= argument: {report.detail}")
+        return credential
 
     def _coerce(self, found: Any) -> Credential:
         """Accept what a custom ``_discover_credentials`` returns."""
@@ -239,6 +290,13 @@ class UnifiedAuthManager(FailoverMixin):
             return None
         if credential.provider is not None:
             return credential.provider
+        if credential.profile is not None or credential.source == "workload_identity":
+            from ._sdk_providers import sdk_token_source
+
+            threshold = self._manager_options["refresh_threshold"]
+            return sdk_token_source(
+                credential, base_url=self._base_url, refresh_threshold=threshold
+            )
         if credential.store is not None:
             return OAuthTokenManager(store=credential.store, **self._manager_options)
         assert credential.secret is not None

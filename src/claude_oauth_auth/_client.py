@@ -294,9 +294,13 @@ def _setup(
     arguments: dict[str, Any],
 ) -> dict[str, Any]:
     """Resolve the credential into ``client.auth_manager``; the SDK constructor's arguments."""
+    base_url = arguments["base_url"]
     try:
         if auth_manager is None:
-            auth_manager = UnifiedAuthManager(**{name: arguments[name] for name in _AUTH_ARGUMENTS})
+            auth_manager = UnifiedAuthManager(
+                **{name: arguments[name] for name in _AUTH_ARGUMENTS},
+                base_url=None if base_url is None else str(base_url),  # a profile may refresh there
+            )
     except OAuthRefreshError as error:
         advised(error, NO_FALLBACK_ADVICE)
         raise
@@ -306,6 +310,9 @@ def _setup(
         for name, value in arguments.items()
         if name not in _AUTH_ARGUMENTS and name not in ("self", "auth_manager", "__class__")
     }
+    profile_base_url = auth_manager.credential_base_url
+    if profile_base_url and not base_url and not os.environ.get("ANTHROPIC_BASE_URL"):
+        sdk["base_url"] = profile_base_url  # as the SDK: a profile's host
     # An OAuth client keeps its flow even after a fallback, to come back when OAuth recovers.
     credential = auth_manager.credential
     if credential.kind == "api_key":
@@ -318,6 +325,9 @@ def _setup(
 
 
 def _install_flow(client: ClaudeClient | AsyncClaudeClient) -> None:
+    """After the SDK's constructor: the profile's headers, and our auth flow."""
+    if client.auth_manager.credential_headers:
+        client._credential_headers = client.auth_manager.credential_headers
     cache = client._token_cache
     if cache is not None:
         source = as_token_source(client.auth_manager.token_source, cache)

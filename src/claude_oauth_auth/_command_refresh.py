@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 
-from ._command_base import (
-    EXIT_OK,
-    LOGIN_FIX,
-    CommandError,
-    describe_expiry,
-    stderr_is_terminal,
-)
+from ._command_base import LOGIN_FIX, CommandError, Console, Result, describe_expiry
 
 __all__ = ["run_refresh"]
 
 
-def run_refresh(arguments: argparse.Namespace) -> int:
+def run_refresh(arguments: argparse.Namespace, console: Console) -> Result:
     from ._cascade import UnifiedAuthManager
 
-    if stderr_is_terminal():
-        print("Refreshing the OAuth token…", file=sys.stderr)
+    if console.is_terminal("stderr"):
+        console.notice("Refreshing the OAuth token…")
     auth = UnifiedAuthManager()
     if auth.fallback_reason is not None:
         raise CommandError(
@@ -57,16 +49,13 @@ def run_refresh(arguments: argparse.Namespace) -> int:
             "free disk space or fix that folder's permissions, then log in again",
         )
     expires_at = manager.token_expiry
-    if arguments.json:
-        document = {
-            "refreshed": True,
-            "source": credential.source,
-            "token_file": where,
-            "expires_at": None if expires_at is None else int(expires_at),
-            "expires_in": None if expires_at is None else max(0, int(expires_at - time.time())),
-        }
-        print(json.dumps(document, indent=2))
-    else:
-        origin = credential.source + (f" ({where})" if where else "")
-        print(f"Refreshed the OAuth token from {origin}; {describe_expiry(expires_at)}.")
-    return EXIT_OK
+    document = {
+        "refreshed": True,
+        "source": credential.source,
+        "token_file": where,
+        "expires_at": None if expires_at is None else int(expires_at),
+        "expires_in": None if expires_at is None else max(0, int(expires_at - time.time())),
+    }
+    origin = credential.source + (f" ({where})" if where else "")
+    text = f"Refreshed the OAuth token from {origin}; it expires at {describe_expiry(expires_at)}."
+    return Result(text, document)

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
-import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
-from ._command_base import EXIT_OK, CommandError, describe_expiry
+from ._command_base import CommandError, Console, Result, describe_expiry
 from ._command_stores import previous_document, refuse_claude_code_store, target_store
 from ._tokens import TokenSet
 from .stores._file import path_of
@@ -22,14 +19,15 @@ MAX_INPUT_BYTES = 1024 * 1024
 MILLISECONDS_THRESHOLD = 1e11  # a unix time in seconds this large is the year 5138
 
 
-def run_save(arguments: argparse.Namespace) -> int:
+def run_save(arguments: argparse.Namespace, console: Console) -> Result:
     store = target_store(arguments.store)
     path = path_of(store)
     if path is not None:
         refuse_claude_code_store(path, "save tokens to it")
-    with _terminal_echo_off("Paste the token JSON (it is not shown), then press Ctrl-D:"):
-        raw = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
-    tokens = _validated_tokens(raw)
+    raw = console.read_input(
+        "Paste the token JSON (it is not shown), then press Ctrl-D:", MAX_INPUT_BYTES + 1
+    )
+    tokens, ignored = _validated_tokens(raw)
     with store.lock():
         if path is not None:
             refuse_claude_code_store(path, "save tokens to it", previous_document(path))
@@ -45,38 +43,16 @@ def run_save(arguments: argparse.Namespace) -> int:
     left = (
         "has already expired and is refreshed on first use"
         if expiry <= time.time()
-        else describe_expiry(expiry).replace("it expires", "expires")
+        else f"expires at {describe_expiry(expiry)}"
     )
-    print(
+    notes = (
+        (f"claude-oauth-auth: ignored unknown field(s): {', '.join(ignored)}",) if ignored else ()
+    )
+    text = (
         f"Saved the OAuth access token ({mask(tokens.access_token)}) {refresh} to "
         f"{store.location}; the access token {left}."
     )
-    return EXIT_OK
-
-
-@contextlib.contextmanager
-def _terminal_echo_off(prompt: str) -> Iterator[None]:
-    """On a terminal: stop echoing, then prompt, so pasted tokens stay out of the scrollback."""
-    try:
-        import termios
-    except ImportError:  # not POSIX
-        yield
-        return
-    try:
-        descriptor = sys.stdin.fileno()
-        saved = termios.tcgetattr(descriptor)
-    except (termios.error, OSError, ValueError, AttributeError):
-        yield  # not a terminal
-        return
-    quiet = list(saved)
-    quiet[3] &= ~termios.ECHO
-    termios.tcsetattr(descriptor, termios.TCSADRAIN, quiet)
-    print(prompt, file=sys.stderr, flush=True)
-    try:
-        yield
-    finally:
-        termios.tcsetattr(descriptor, termios.TCSADRAIN, saved)
-        print(file=sys.stderr)
+    return Result(text, notes=notes)
 
 
 KNOWN_INPUT_KEYS = {
@@ -100,8 +76,9 @@ def _bad_input(message: str) -> CommandError:
     )
 
 
-def _validated_tokens(raw: bytes) -> TokenSet:
-    """Check the JSON on standard input (our file shape, or a token endpoint's answer)."""
+def _validated_tokens(raw: bytes) -> tuple[TokenSet, list[str]]:
+    """Check the JSON on standard input (our file shape, or a token endpoint's answer);
+    return the tokens and the unknown fields it ignored."""
     from ._config import validate_token_url
     from ._tokens import TokenFormatError, parse_token_document
 
@@ -143,10 +120,7 @@ def _validated_tokens(raw: bytes) -> TokenSet:
             validate_token_url(tokens.extra["token_url"])
         except ValueError as error:
             raise _bad_input(str(error)) from None
-    unknown = sorted(set(document) - KNOWN_INPUT_KEYS)
-    if unknown:
-        print(f"claude-oauth-auth: ignored unknown field(s): {', '.join(unknown)}", file=sys.stderr)
-    return tokens
+    return tokens, sorted(set(document) - KNOWN_INPUT_KEYS)
 
 
 def _expiry(document: dict[str, Any]) -> float:

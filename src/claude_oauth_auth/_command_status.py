@@ -1,37 +1,108 @@
-"""``claude-oauth-auth status``: every credential source as a table or as JSON."""
+"""``claude-oauth-auth status``: the credential in use, every source, and (``--check``) the API's
+verdict. Without ``--check`` it stays offline and never imports the SDK."""
 
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from ._command_base import EXIT_FAILED, EXIT_OK
+from ._command_base import EXIT_FAILED, EXIT_OK, Console, Result, describe_expiry
 
 __all__ = ["run_status"]
 
+KIND_TEXT = {"oauth": "OAuth", "api_key": "API key", "auth_token": "bearer token"}
+CHECK_TEXT = {
+    "ok": "ok: the API accepted the credential",
+    "refused": "refused",
+    "unreachable": "unreachable",
+    "skipped": "not checked: there is no usable credential",
+}
 
-def run_status(arguments: argparse.Namespace) -> int:
+
+def run_status(arguments: argparse.Namespace, console: Console) -> Result:
     from ._status import get_auth_status
 
     status = get_auth_status()
-    if arguments.json:
-        print(json.dumps(status, indent=2))
-    else:
-        print(_status_table(status))
-    return EXIT_OK if status["source"] is not None else EXIT_FAILED
+    code = EXIT_OK
+    if status["source"] is None or status["configuration_errors"]:
+        code = EXIT_FAILED
+    text = _status_text(status)  # before the check: times shown as of the offline look
+    if getattr(arguments, "check", False):
+        status["check"] = check = _check(status)
+        if check["result"] != "ok":
+            code = EXIT_FAILED
+        text += "\n" + _check_line(check)
+        if check.get("fix"):
+            text += f"\nTo fix: {check['fix']}."
+        covered = tuple(str(check[key]) for key in ("reason", "fallback") if check.get(key))
+        return Result(text, status, code, covered=covered)
+    return Result(text, status, code)
 
 
-def _status_table(status: dict[str, Any]) -> str:
-    rows = [(entry["name"], entry["state"], entry["detail"]) for entry in status["sources"]]
+def _check(status: dict[str, Any]) -> dict[str, Any]:
+    if status["source"] is None:
+        reason = "no usable credential was found"
+        return {"result": "skipped", "reason": reason, "fix": None, "source": None}
+    from ._status_check import check_online
+
+    check = check_online()
+    check["source"] = check["source"] or status["source"]
+    return check
+
+
+def _status_text(status: dict[str, Any]) -> str:
+    lines = _credential_lines(status)
+    lines += ["", *_source_table(status["sources"]), "", status["summary"]]
+    if status["fix"]:
+        lines.append(f"To fix: {status['fix']}.")
+    elif status["recommendation"]:
+        lines.append(status["recommendation"])
+    return "\n".join(lines)
+
+
+def _credential_lines(status: dict[str, Any]) -> list[str]:
+    credential = status["credential"]
+    if not credential:
+        return ["Credential in use: none"]
+    rows = [("location", credential["location"] or "-")]
+    if credential["kind"] == "oauth":
+        rows.append(("expires", describe_expiry(credential["expires_at"])))
+        if credential["scopes"]:
+            rows.append(("scopes", " ".join(credential["scopes"])))
+        if credential["subscription_type"] or credential["rate_limit_tier"]:
+            plan = credential["subscription_type"] or "-"
+            if credential["rate_limit_tier"]:
+                plan += f" (rate-limit tier {credential['rate_limit_tier']})"
+            rows.append(("subscription", plan))
+        rows.append(("can refresh", "yes" if credential["can_refresh"] else "no"))
+    rows.append(("API base URL", status["api_base_url"]))
+    if status["token_url"]:
+        rows.append(("token URL", status["token_url"]))
+    rows += [("note", note) for note in credential["notes"]]
+    kind = KIND_TEXT[credential["kind"]]
+    lines = [f"Credential in use: {kind} ({credential['hint']}) from {credential['source']}"]
+    lines += [f"  {label + ':':<14}{value}" for label, value in rows]
+    return lines
+
+
+def _source_table(sources: list[dict[str, Any]]) -> list[str]:
+    rows = [(entry["name"], entry["state"], entry["detail"]) for entry in sources]
     name_width = max(len("source"), *(len(row[0]) for row in rows))
     state_width = max(len("state"), *(len(row[1]) for row in rows))
     lines = [f"{'source':<{name_width}}  {'state':<{state_width}}  detail"]
     lines.append(f"{'-' * name_width}  {'-' * state_width}  {'-' * 6}")
     for name, state, detail in rows:
         lines.append(f"{name:<{name_width}}  {state:<{state_width}}  {detail}")
-    lines.append("")
-    lines.append(status["summary"])
-    if status["recommendation"]:
-        lines.append(status["recommendation"])
-    return "\n".join(lines)
+    return lines
+
+
+def _check_line(check: dict[str, Any]) -> str:
+    text = f"Check (GET /v1/models): {CHECK_TEXT[check['result']]}"
+    if check["result"] != "ok" and check.get("reason"):
+        text += f": {check['reason']}"
+    if check.get("source"):
+        text += f" [{check['source']}"
+        text += f", {check['seconds']:.2f} s]" if "seconds" in check else "]"
+    if check.get("fallback"):
+        text += f"\n  Note: {check['fallback']}."
+    return text

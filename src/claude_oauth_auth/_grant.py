@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from ._errors import TokenRefreshError
@@ -32,9 +33,16 @@ class RefreshRefused(Exception):
 
 
 def request_refresh(
-    token_url: str, refresh_token: str, client_id: str, *, user_agent: str
+    token_url: str,
+    refresh_token: str,
+    client_id: str,
+    *,
+    user_agent: str,
+    extra_headers: Mapping[str, str] | None = None,
 ) -> TokenSet:
-    """POST the refresh grant; RefreshRefused when refused, TokenRefreshError when transient."""
+    """POST the refresh grant; RefreshRefused when refused, TokenRefreshError when transient.
+
+    ``extra_headers``: e.g. the OAuth beta flag the SDK sends when refreshing a profile."""
     import urllib.error  # here, not at the top: `status` never refreshes and starts faster
     import urllib.request
 
@@ -49,6 +57,7 @@ def request_refresh(
             "Content-Type": "application/json",
             "Accept": "application/json",
             "User-Agent": user_agent,
+            **(extra_headers or {}),
         },
     )
     started = time.time()

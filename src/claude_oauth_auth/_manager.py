@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from . import _config
-from ._errors import TokenRefreshError
+from ._errors import StoreError, TokenRefreshError
 from ._grant import RefreshRefused, request_refresh
 from ._hooks import HookStore, overrides_hooks
 from ._sync import NOTHING_SERVED, Served, StoreSync, default_token_file, make_access_token
@@ -251,9 +251,10 @@ class OAuthTokenManager(StoreSync):
             return self._current()
         try:
             return self._refresh_under_store_lock(force=force, rejected=rejected, adopt=True)
-        except TokenRefreshError as error:
+        except (TokenRefreshError, StoreError) as error:  # StoreError: e.g. Redis unreachable
             self._backoff = min(MAX_BACKOFF_SECONDS, max(1.0, self._backoff * 2))
-            wait = error.retry_after if error.retry_after is not None else self._backoff
+            retry_after = getattr(error, "retry_after", None)
+            wait = retry_after if retry_after is not None else self._backoff
             self._retry_not_before = self._clock() + wait
             if not force and rejected is None and self.is_token_valid():
                 log.warning(

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import _config
 from ._config import ENV, default_auth_file
@@ -15,6 +15,9 @@ from ._errors import StoreError
 from ._tokens import TokenSet, mask
 from .stores._base import TokenStore
 from .stores._file import path_of
+
+if TYPE_CHECKING:
+    from ._profiles import SdkProfile
 
 __all__ = [
     "FALLBACK_SOURCES",
@@ -25,6 +28,7 @@ __all__ = [
     "check_store",
     "describe_expiry",
     "explain_reports",
+    "format_duration",
     "validate_sources",
 ]
 
@@ -35,11 +39,14 @@ SOURCE_NAMES: tuple[str, ...] = (
     "auth_file",
     "claude_code",
     "claude_code_env",
-    "auth_token_env",
     "api_key_env",
+    "auth_token_env",
+    "anthropic_profile",
+    "workload_identity",
+    "anthropic_profile_active",
 )
 
-FALLBACK_SOURCES = ("auth_token_env", "api_key_env")
+FALLBACK_SOURCES = ("api_key_env", "auth_token_env")
 
 State = Literal["used", "available", "absent", "invalid", "not_checked"]
 Kind = Literal["oauth", "api_key", "auth_token"]
@@ -53,6 +60,8 @@ class SourceReport:
     state: State = "not_checked"
     detail: str = ""
     path: str | None = None
+    configuration_error: bool = False  # invalid because of a setting, not the stored tokens
+    fix: str | None = None  # what the store's own error says to run, when it says
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "state": self.state, "detail": self.detail, "path": self.path}
@@ -69,6 +78,7 @@ class Credential:
     path: Path | None = None
     provider: Callable[..., Any] | None = None
     store: TokenStore | None = None
+    profile: SdkProfile | None = None  # an SDK profile (``anthropic_profile*`` steps)
 
     @property
     def auth_method(self) -> str:
@@ -113,8 +123,23 @@ def check_source(name: str) -> tuple[SourceReport, Credential | None]:
         "claude_code_env": lambda: _check_env("claude_code_env", ENV.CODE_OAUTH_TOKEN, "oauth"),
         "auth_token_env": lambda: _check_env("auth_token_env", ENV.AUTH_TOKEN, "auth_token"),
         "api_key_env": lambda: _check_env("api_key_env", ENV.API_KEY, "api_key"),
+        "anthropic_profile": _sdk_step("check_profile_env"),
+        "workload_identity": _sdk_step("check_workload_identity"),
+        "anthropic_profile_active": _sdk_step("check_active_profile"),
     }
     return checks[name]()
+
+
+def _sdk_step(function: str) -> Callable[[], tuple[SourceReport, Credential | None]]:
+    """A step of the SDK's own chain (``_profiles``, imported when the step runs)."""
+
+    def check() -> tuple[SourceReport, Credential | None]:
+        from . import _profiles
+
+        step: Callable[[], tuple[SourceReport, Credential | None]] = getattr(_profiles, function)
+        return step()
+
+    return check
 
 
 def _check_auth_file_env() -> tuple[SourceReport, Credential | None]:
@@ -144,7 +169,8 @@ def check_store(source: str, store: TokenStore) -> tuple[SourceReport, Credentia
         version = store.version()
         tokens = store.load()
     except StoreError as error:
-        return SourceReport(source, "invalid", str(error), store.location), None
+        report = SourceReport(source, "invalid", str(error), store.location, fix=error.fix)
+        return report, None
     except (OSError, ValueError) as error:  # e.g. a path with a NUL byte
         detail = f"{store.location}: cannot be read ({error})"
         return SourceReport(source, "invalid", detail, store.location), None
@@ -154,10 +180,32 @@ def check_store(source: str, store: TokenStore) -> tuple[SourceReport, Credentia
         return SourceReport(source, "absent", detail, where), None
     shape = getattr(store, "shape", None)
     origin = f"{_shape_name(shape)} at {where}" if shape else where
+    problem = configuration_problem(tokens)
+    if problem is not None:
+        report = SourceReport(source, "invalid", f"{origin}: {problem}", where)
+        report.configuration_error = True
+        return report, None
     report, credential = _token_report(source, tokens, where, origin, path_of(store))
     if credential is not None:
         credential.store = store
     return report, credential
+
+
+def configuration_problem(tokens: TokenSet) -> str | None:
+    """Why a token manager would refuse these tokens' settings (threshold, token URL), or None.
+
+    The same checks, and the same words, as ``OAuthTokenManager``: a source the client would
+    refuse is reported invalid, so the cascade moves on and ``status`` agrees with the client.
+    """
+    try:
+        _config.refresh_threshold()
+        url = _config.env_value(ENV.TOKEN_URL) or tokens.extra.get("token_url")
+        if isinstance(url, str):
+            _config.validate_token_url(url)
+    except ValueError as error:
+        named = _config.env_value(ENV.TOKEN_URL) is None and "token_url" in tokens.extra
+        return f'its "token_url": {error}' if named and "token URL" in str(error) else str(error)
+    return None
 
 
 def _token_report(
@@ -165,17 +213,20 @@ def _token_report(
 ) -> tuple[SourceReport, Credential | None]:
     left = tokens.seconds_left()
     if left <= 0 and tokens.refresh_token is None:
-        detail = f"{origin}: the access token expired {_duration(-left)} ago and there is no "
+        detail = f"{origin}: the access token expired {format_duration(-left)} ago and there is no "
         detail += "refresh token; log in again"
         return SourceReport(source, "invalid", detail, where), None
     if left == float("inf"):
         when = "no expiry recorded"
     elif left > 0:
-        when = f"expires in {_duration(left)}"
+        when = f"expires in {format_duration(left)}"
     else:
-        when = f"expired {_duration(-left)} ago, will be refreshed"
+        when = f"expired {format_duration(-left)} ago, will be refreshed"
     refresh = "refresh token present" if tokens.refresh_token else "no refresh token"
     detail = f"OAuth token ({mask(tokens.access_token)}) in {origin}, {when}, {refresh}"
+    notes = tokens.extra.get("notes")
+    if isinstance(notes, list) and notes:
+        detail += f" ({'; '.join(map(str, notes))})"
     credential = Credential("oauth", source, tokens=tokens, path=path)
     return SourceReport(source, "available", detail, where), credential
 
@@ -185,6 +236,8 @@ def _check_claude_code() -> tuple[SourceReport, Credential | None]:
 
     store = ClaudeCodeStore()
     report, credential = check_store("claude_code", store)
+    if report.state == "absent" and report.detail.startswith("no login in"):
+        report.detail = f'no Claude login in this file ({store.location} has no "claudeAiOauth")'
     if store.notes:
         report.detail = f"{report.detail} ({'; '.join(store.notes)})"
     return report, credential
@@ -235,6 +288,7 @@ def explain_reports(reports: Sequence[SourceReport]) -> str:
     lines.append(
         f"To fix: set {ENV.API_KEY} (create a key at https://console.anthropic.com/), "
         "log in with Claude Code (run `claude`, then /login), "
+        "create an SDK profile for the API (run `ant auth login`), "
         f"or write OAuth tokens to {default_auth_file()} with `claude-oauth-auth save`."
     )
     return "\n".join(lines)
@@ -244,15 +298,19 @@ def _shape_name(shape: str) -> str:
     return "Claude Code's credentials" if shape == "claude_code" else "token file"
 
 
-def _duration(seconds: float) -> str:
-    seconds = abs(seconds)
+def format_duration(seconds: float) -> str:
+    """A length of time as people say it (``45 s``, ``12 min``, ``7 h 30 min``, ``364 days``);
+    every command prints durations with this one function."""
+    seconds = round(abs(seconds))
     if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
+        return f"{seconds} s"
+    minutes = round(seconds / 60)
+    if minutes < 120:
+        return f"{minutes} min"
     if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.0f} days"
+        hours, rest = divmod(minutes, 60)
+        return f"{hours} h {rest} min" if rest else f"{hours} h"
+    return f"{round(seconds / 86400)} days"
 
 
 def describe_expiry(expires_at: float | None) -> str:
@@ -260,4 +318,10 @@ def describe_expiry(expires_at: float | None) -> str:
     if expires_at is None:
         return "no expiry recorded"
     left = expires_at - time.time()
-    return f"expires in {_duration(left)}" if left > 0 else f"expired {_duration(left)} ago"
+    if left == float("inf"):
+        return "no expiry recorded"
+    return (
+        f"expires in {format_duration(left)}"
+        if left > 0
+        else f"expired {format_duration(left)} ago"
+    )

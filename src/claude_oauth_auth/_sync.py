@@ -116,6 +116,8 @@ class StoreSync:
         assert self.store is not None
         version = self.store.version()
         tokens = self.store.load()
+        if tokens is None and version is None and self._restore_lost_login():
+            version, tokens = self.store.version(), self.store.load()
         if tokens is None:
             raise TokenFileError(
                 self.store.location,
@@ -129,10 +131,42 @@ class StoreSync:
             self._failure = None
             self._schedule_fast_path(self._clock())
 
+    def _restore_lost_login(self) -> bool:
+        """The store lost its data (a Redis flush or restart), not a logout: write back the
+        login held in memory, only into a still-empty store (so never over a newer one).
+        True when the store now holds a login again (ours, or another worker's written first)."""
+        store, held = self.store, self._tokens
+        may_restore = getattr(store, "may_restore", None)
+        if store is None or held is None or held.refresh_token is None or may_restore is None:
+            return False
+        if self._failure is not None:
+            return False  # a refused login is not worth restoring
+        if not may_restore():
+            log.warning("The OAuth login was deleted from %s; no longer using it", store.location)
+            self._adopt(None)  # a logout or a move: spending it here would fork the chain
+            return False
+        try:
+            store.save(held, expected_version=None)
+        except StoreConflict:
+            return True  # another worker wrote first: the caller reads theirs
+        log.warning(
+            "%s was empty (its data was lost, not deleted); wrote back the OAuth login "
+            "this process holds",
+            store.location,
+        )
+        return True
+
     def _reload_if_changed(self, now: float) -> None:
         if self.store is None:
             return
-        if self.store.version() != self._version:
+        try:
+            changed = self.store.version() != self._version
+        except StoreError:
+            expiry = self.token_expiry
+            if self.access_token and (expiry is None or expiry > now):
+                return  # unreachable: serve the valid token; a refresh reports the outage
+            raise
+        if changed:
             self._reload_quietly()
         else:
             self._schedule_fast_path(now)

@@ -19,6 +19,8 @@ __all__ = [
 FileShape = Literal["ours", "claude_code"]
 CLAUDE_CODE_KEY = "claudeAiOauth"
 OURS_EXTRA_KEYS = ("client_id", "token_url")
+CLAUDE_CODE_EXTRA_KEYS = ("subscriptionType", "rateLimitTier")
+SECONDS_LOOKALIKE_MS = 1e11  # an "expiresAt" below this (1973 in ms) was written in seconds
 
 
 def mask(secret: str | None) -> str:
@@ -106,12 +108,16 @@ def parse_token_document(document: object) -> tuple[TokenSet, FileShape]:
         access = _string(inner.get("accessToken"), "accessToken", required=True)
         assert access is not None
         expires_ms = _number(inner.get("expiresAt"), "expiresAt")
+        extra = {k: v for k, v in inner.items() if k in CLAUDE_CODE_EXTRA_KEYS}
+        if expires_ms is not None and 0 < expires_ms < SECONDS_LOOKALIKE_MS:
+            expires_ms *= 1000.0  # written in seconds; milliseconds this small mean 1973
+            extra["notes"] = ['"expiresAt" looks like seconds, not milliseconds; read as seconds']
         tokens = TokenSet(
             access_token=access,
             refresh_token=_string(inner.get("refreshToken"), "refreshToken", required=False),
             expires_at=None if expires_ms is None else expires_ms / 1000.0,
             scopes=_scopes(inner.get("scopes")),
-            extra={k: v for k, v in inner.items() if k == "subscriptionType"},
+            extra=extra,
         )
         return tokens, "claude_code"
     access = _string(document.get("access_token"), "access_token", required=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -16,13 +17,16 @@ from typing import NamedTuple
 
 from . import __version__
 from ._commands import (
+    COMMAND_ARGUMENTS,
     COMMANDS,
     EXIT_FAILED,
     EXIT_USAGE,
     LOGIN_FIX,
     CommandError,
+    Result,
     is_sdk_error,
 )
+from ._console import TerminalConsole
 from ._errors import ClaudeAuthError, StoreError, TokenFileError, TokenRefreshError
 
 __all__ = ["main"]
@@ -33,23 +37,36 @@ Find, check and maintain the credentials claude-oauth-auth uses to call the Clau
 
 exit codes:
   0  ok
-  1  no usable credential, the token endpoint refused the request, or bad input
+  1  no usable credential, a setting the client refuses, the API or the token endpoint
+     refused the request, or bad input
   2  usage error (including a command that needs --show or --yes to go on)
+
+--debug and --json may come before or after the command.
 """
 
 STATUS_EPILOG = """\
 examples:
-  claude-oauth-auth status          a table of every credential source and the summary
-  claude-oauth-auth status --json   the same as JSON (never a secret)
+  claude-oauth-auth status           the credential in use, every source, and what to fix
+  claude-oauth-auth status --json    the same as JSON (never a secret)
+  claude-oauth-auth status --check   also ask the API (one models list call) whether it works
 
-Exits 0 when a usable credential exists, 1 when none does.
+Offline unless --check is given. Exits 0 when a usable credential exists, 1 when none does
+or a setting makes a source unusable (a bad CLAUDE_OAUTH_TOKEN_URL, a bad
+CLAUDE_TOKEN_REFRESH_THRESHOLD, a bad "token_url" in a token file), and with --check also
+when the API refuses the credential or cannot be reached.
 """
 
 TOKEN_EPILOG = """\
 examples:
-  curl -H "Authorization: Bearer $(claude-oauth-auth token)" ...
+  curl -H "$(claude-oauth-auth token --header)" -H "anthropic-version: 2023-06-01" \
+      https://api.anthropic.com/v1/models
+  claude-oauth-auth token --header | curl -H @- ...   the same, header lines from stdin
   claude-oauth-auth token --json | jq .expires_at
   claude-oauth-auth token --show    print it on this terminal anyway
+
+--header prints the header lines a client sends for the credential: for OAuth
+"Authorization: Bearer …" and "anthropic-beta: oauth-2025-04-20"; for an API key or a
+bearer token what the SDK sends for it.
 
 Prints the credential a client would use (an OAuth access token, refreshed first when it is
 close to expiry; or the bearer token or API key in use) and nothing else. Refuses to print to
@@ -96,13 +113,36 @@ Exits 0 when deleted or already absent, 1 when declined or refused, 2 without a 
 and without --yes.
 """
 
+MOVE_EPILOG = """\
+examples:
+  claude-oauth-auth move --from ~/.config/claude/auth.json --to redis://redis:6379/0
+  claude-oauth-auth move --from keyring: --to rediss://:PASSWORD@cache.example:6380/0
+
+Writes the login to --to (refused when that store holds another login), reads it back, then
+deletes it from --from (a token file's path or a store URL), all under the source's lock:
+a refresh token works in one place only. Refuses Claude Code's own login. Stop the programs
+that use the source first. Exits 0 when moved, 1 when refused or when a step failed.
+"""
+
+KEEP_FRESH_EPILOG = """\
+examples:
+  claude-oauth-auth keep-fresh --store redis://redis:6379/0
+  CLAUDE_TOKEN_STORE=redis://redis:6379/0 claude-oauth-auth keep-fresh --ahead 900
+
+Refreshes the login in --store (else $CLAUDE_TOKEN_STORE, else our token file) between
+--ahead - --jitter and --ahead seconds before it expires, so that workers never refresh it
+themselves. One line per refresh on standard output. Between refreshes, writes back a login
+that Redis lost (checked every --check-every seconds). Exits 0 on SIGTERM or SIGINT, 1 when
+the login is dead or was deleted (log in again), 2 on bad options.
+"""
+
 
 # ----- the parser ---------------------------------------------------------------------------
 
 
 STORE_HELP = (
     "a token store instead of our token file: file:///PATH, keyring:, "
-    "keyring://SERVICE/USERNAME, redis://HOST:PORT/DB"
+    "keyring://SERVICE/USERNAME, redis://HOST:PORT/DB[?key=NAME]"
 )
 
 
@@ -113,6 +153,9 @@ class _Command(NamedTuple):
     epilog: str
     switches: tuple[tuple[tuple[str, ...], str], ...]  # on/off options: (flags, help)
     store: bool = False  # whether it takes --store URL (after the switches)
+    # Hold warnings until the command ends, to drop one that repeats the final error; a
+    # long-running command sets this False to show them as they happen.
+    hold_warnings: bool = True
 
 
 _COMMANDS = (
@@ -121,7 +164,10 @@ _COMMANDS = (
         "show which credential sources exist and which one is used",
         "Show every credential source, its state, and the one a client would use.",
         STATUS_EPILOG,
-        ((("--json",), "print the status as JSON"),),
+        (
+            (("--json",), "print the status as JSON"),
+            (("--check",), "also make one cheap API call (models list) with the credential"),
+        ),
     ),
     _Command(
         "token",
@@ -130,6 +176,7 @@ _COMMANDS = (
         TOKEN_EPILOG,
         (
             (("--json",), "add expiry, method and source"),
+            (("--header",), "print the HTTP header line(s) to send instead of the bare token"),
             (("--show",), "allow printing to a terminal"),
         ),
     ),
@@ -156,7 +203,26 @@ _COMMANDS = (
         ((("-y", "--yes"), "do not ask for confirmation"),),
         store=True,
     ),
+    _Command(
+        "move",
+        "move a login into a store, removing it from where it was (never Claude Code's)",
+        "Copy a login to a store, then delete it from its source: one login, one place.",
+        MOVE_EPILOG,
+        (),
+    ),
+    _Command(
+        "keep-fresh",
+        "keep a shared login fresh, ahead of the workers (a sidecar; stops on SIGTERM)",
+        "Refresh a store's login before any worker needs to, until stopped.",
+        KEEP_FRESH_EPILOG,
+        (),
+        store=True,
+        hold_warnings=False,
+    ),
 )
+
+
+GLOBAL_SWITCHES = ("--debug", "--json")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -167,6 +233,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("--json", action="store_true", help="JSON output (status, token, refresh)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for spec in _COMMANDS:
         command = commands.add_parser(
@@ -176,10 +243,17 @@ def _build_parser() -> argparse.ArgumentParser:
             epilog=spec.epilog,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        # A global switch given after the command must not reset one given before it.
+        command.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
         for flags, help_text in spec.switches:
-            command.add_argument(*flags, action="store_true", help=help_text)
+            default = argparse.SUPPRESS if flags[-1] in GLOBAL_SWITCHES else False
+            command.add_argument(*flags, action="store_true", default=default, help=help_text)
         if spec.store:
             command.add_argument("--store", metavar="URL", help=STORE_HELP)
+        if spec.name in COMMAND_ARGUMENTS:
+            COMMAND_ARGUMENTS[spec.name](command)
     return parser
 
 
@@ -193,32 +267,68 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    try:
-        with _logging_to_stderr(debug=arguments.debug):
-            return int(COMMANDS[arguments.command](arguments))
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        # The reader went away (`... | head`): stop quietly, without a second error at exit.
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_FAILED
-    except Exception as error:
-        if arguments.debug:
-            raise
-        failure = error if isinstance(error, CommandError) else _explain(error)
+    spec = next(spec for spec in _COMMANDS if spec.name == arguments.command)
+    if arguments.json and not any("--json" in flags for flags, _help in spec.switches):
+        print(
+            f"claude-oauth-auth: error: --json does not apply to {arguments.command}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    console = TerminalConsole()
+    failure: CommandError | None = None
+    with _logging_to_stderr(debug=arguments.debug, hold=spec.hold_warnings) as deferred:
+        try:
+            result = COMMANDS[arguments.command](arguments, console)
+        except KeyboardInterrupt:
+            return 130
+        except BrokenPipeError:
+            return _reader_went_away()
+        except Exception as error:
+            if arguments.debug:
+                raise
+            failure = error if isinstance(error, CommandError) else _explain(error)
+        # Warnings that only repeat the error or the result (one cause, one message) are dropped.
+        deferred.flush(skip=(failure.message,) if failure is not None else result.covered)
+    if failure is not None:
         print(f"claude-oauth-auth: error: {failure.message}", file=sys.stderr)
         if failure.fix:
             print(f"  To fix: {failure.fix}.", file=sys.stderr)
         return failure.code
+    try:
+        _render(result, as_json=arguments.json)
+    except BrokenPipeError:
+        return _reader_went_away()
+    return result.code
+
+
+def _render(result: Result, *, as_json: bool) -> None:
+    for note in result.notes:
+        print(note, file=sys.stderr)
+    if as_json and result.document is not None:
+        print(json.dumps(result.document, indent=2))
+    elif result.text:
+        print(result.text)
+    sys.stdout.flush()
+
+
+def _reader_went_away() -> int:
+    """The reader went away (`... | head`): stop quietly, without a second error at exit."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_FAILED
 
 
 def _explain(error: Exception) -> CommandError:
     """Turn a library error into one sentence and a fix (never a traceback)."""
     if is_sdk_error(error, "NoCredentialsError"):
+        from ._status import get_auth_status
+
+        fix = get_auth_status()["fix"]  # names the broken source in the way, if there is one
         return CommandError(
             "no usable Claude credentials were found",
-            "run `claude-oauth-auth status` to see what each source holds, then set "
+            f"{fix}; `claude-oauth-auth status` shows every source"
+            if fix and " is broken;" in fix
+            else "run `claude-oauth-auth status` to see what each source holds, then set "
             "ANTHROPIC_API_KEY, log in with Claude Code, or run `claude-oauth-auth save`",
         )
     if is_sdk_error(error, "OAuthRefreshError"):
@@ -247,13 +357,35 @@ def _explain(error: Exception) -> CommandError:
 
 
 class _StderrHandler(logging.Handler):
-    """Log lines on whatever ``sys.stderr`` is when they are emitted."""
+    """Log lines on ``sys.stderr``; while ``deferring``, held until ``flush``."""
+
+    def __init__(self, level: int, *, deferring: bool = False) -> None:
+        super().__init__(level)
+        self.deferring = deferring
+        self.held: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            print(self.format(record), file=sys.stderr)
+            line = self.format(record)
+            if self.deferring:
+                self.held.append(line)
+            else:
+                print(line, file=sys.stderr)
         except Exception:
             self.handleError(record)
+
+    def flush(self, skip: Sequence[str] = ()) -> None:
+        """Print what was held, except lines that repeat one of ``skip``; stop deferring."""
+        held, self.held, self.deferring = self.held, [], False
+        for line in held:
+            if not any(_repeats(line, text) for text in skip if text):
+                print(line, file=sys.stderr)
+
+
+def _repeats(line: str, text: str) -> bool:
+    """Whether a warning line says ``text``, or its cause (after the last ": ") is in it."""
+    cause = line.rsplit(": ", 1)[-1]
+    return text in line or (len(cause) >= 20 and cause in text)
 
 
 class _CliFormatter(logging.Formatter):
@@ -262,22 +394,23 @@ class _CliFormatter(logging.Formatter):
 
 
 @contextlib.contextmanager
-def _logging_to_stderr(*, debug: bool) -> Iterator[None]:
+def _logging_to_stderr(*, debug: bool, hold: bool = True) -> Iterator[_StderrHandler]:
     """Show our warnings (every debug line with --debug) while a command runs, then undo it.
 
-    When the caller has configured logging already (``main`` run in-process), only --debug
-    adds a handler; nothing is left behind either way.
+    Warnings are held until the command ends, so one that only repeats the final error is
+    not printed twice. When the caller has configured logging already (``main`` run
+    in-process), only --debug adds a handler; nothing is left behind either way.
     """
     root = logging.getLogger()
     if debug:
-        handler: logging.Handler = _StderrHandler(logging.DEBUG)
+        handler = _StderrHandler(logging.DEBUG)
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         target, level = root, logging.DEBUG
     elif root.handlers or logging.getLogger("claude_oauth_auth").handlers:
-        yield
+        yield _StderrHandler(logging.WARNING)  # not attached: nothing to hold
         return
     else:
-        handler = _StderrHandler(logging.WARNING)
+        handler = _StderrHandler(logging.WARNING, deferring=hold)
         handler.setFormatter(_CliFormatter())
         target, level = logging.getLogger("claude_oauth_auth"), logging.NOTSET
     saved_level = target.level
@@ -285,7 +418,8 @@ def _logging_to_stderr(*, debug: bool) -> Iterator[None]:
     if level != logging.NOTSET:
         target.setLevel(level)
     try:
-        yield
+        yield handler
     finally:
         target.removeHandler(handler)
         target.setLevel(saved_level)
+        handler.flush()

@@ -15,12 +15,16 @@ if _typing.TYPE_CHECKING:
     from ._claude_code import ClaudeCodeStore
     from ._file import FileStore
     from ._keyring import KeyringStore
+    from ._redis import RedisStore
+    from ._sdk_profile import SdkProfileStore
     from ._url import store_from_url
 
 __all__ = [
     "ClaudeCodeStore",
     "FileStore",
     "KeyringStore",
+    "RedisStore",
+    "SdkProfileStore",
     "StoreConflict",
     "StoreError",
     "TokenSet",
@@ -36,6 +40,8 @@ _LAZY = {
     "ClaudeCodeStore": "claude_oauth_auth.stores._claude_code",
     "FileStore": "claude_oauth_auth.stores._file",
     "KeyringStore": "claude_oauth_auth.stores._keyring",
+    "RedisStore": "claude_oauth_auth.stores._redis",
+    "SdkProfileStore": "claude_oauth_auth.stores._sdk_profile",
     "store_from_url": "claude_oauth_auth.stores._url",
 }
 

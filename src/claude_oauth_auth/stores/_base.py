@@ -39,6 +39,11 @@ class TokenStore(Protocol):
     Optional attribute ``poll_interval`` (seconds, default 1.0): how often a fresh token's
     store is checked for a rotation made elsewhere; ``None`` never checks until the token is
     due (right for shared stores where every writer holds the lock).
+
+    Optional method ``may_restore() -> bool``: for a store that can lose its data (Redis),
+    whether an empty store lost it rather than had it deleted on purpose; a worker that still
+    holds the login then writes it back (compare-and-set on empty). Without it, an empty
+    store is never written back.
     """
 
     @property

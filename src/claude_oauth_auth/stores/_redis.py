@@ -1,9 +1,10 @@
 """RedisStore: one token set shared by a fleet of workers, refreshed by exactly one of them.
 
 The tokens live in one Redis hash: ``tokens`` (our JSON shape) and ``version`` (an integer
-bumped by every save). A save is one Lua script, so the compare-and-set is atomic on the
-server. The lock is a Redis lease (``<key>:lock``) that a daemon thread renews while it is
-held, so it outlives a slow refresh; a holder that dies frees it when the lease runs out.
+bumped by every save); ``delete()`` leaves only a ``deleted`` mark, so a logout is told apart
+from lost data. A save is one Lua script, so the compare-and-set is atomic on the server.
+The lock is a Redis lease (``<key>:lock``) that a daemon thread renews while it is held, so
+it outlives a slow refresh; a holder that dies frees it when the lease runs out.
 
 ``redis`` is imported on first use, never when this module is imported.
 """
@@ -14,14 +15,21 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from .._errors import StoreConflict, StoreError
 from .._tokens import TokenFormatError, TokenSet, parse_token_document, render_token_document
 from ._base import DEFAULT_LOCK_TIMEOUT, Version
+from ._redis_text import (
+    address_of,
+    address_of_url,
+    failure_reason,
+    refusal_reason,
+    unreachable_reason,
+)
 
 if TYPE_CHECKING:
     import redis
@@ -35,6 +43,9 @@ DEFAULT_KEY = "claude-oauth-auth:default"
 _INSTALL_FIX = "pip install 'claude-oauth-auth[redis]'"
 _REACH_FIX = "check that Redis is running and CLAUDE_TOKEN_STORE is right"
 _KEPT_EXTRAS = ("client_id", "token_url")
+TIMEOUT_PAUSE_SECONDS = 1.0
+"""After a command timed out, fail at once for this long instead of waiting out another
+timeout: threads queued behind a hung Redis get their error quickly, one at a time."""
 
 # KEYS[1] the hash; ARGV[1] the expected version ('' = must be empty); ARGV[2] the JSON.
 # Returns 1 when written, 0 when the stored version is not the expected one. A first save
@@ -54,6 +65,15 @@ else
   redis.call('HSET', KEYS[1], 'version', now[1] .. string.format('%06d', tonumber(now[2])))
 end
 redis.call('HSET', KEYS[1], 'tokens', ARGV[2])
+redis.call('HDEL', KEYS[1], 'deleted')
+return 1
+"""
+
+# delete() leaves only a 'deleted' field behind: the store reads as empty, yet a worker that
+# still holds the login can tell a logout (or a move) from Redis losing its data.
+_DELETE_SCRIPT = """
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'deleted', '1')
 return 1
 """
 
@@ -91,9 +111,10 @@ class RedisStore:
         self.lease_seconds = float(lease_seconds)
         self._url = url
         self._client = client
-        self._address = _address_of_url(url, key) if url is not None else _address_of(client)
+        self._address = address_of_url(url, key) if url is not None else address_of(client)
         self._setup = threading.Lock()
         self._save_script: Any = None
+        self._timed_out_until = 0.0
 
     def __repr__(self) -> str:
         return f"RedisStore({self.location!r})"
@@ -166,7 +187,7 @@ class RedisStore:
                 "it is released when that worker's refresh ends, "
                 f"or within {self.lease_seconds:g} s if that worker died",
             )
-        renewer = _LeaseRenewer(lease, self.lease_seconds, self.location)
+        renewer = _LeaseRenewer(lease, self.lease_seconds, self.location, self.key)
         renewer.start()
         try:
             yield
@@ -175,9 +196,17 @@ class RedisStore:
             self._release(lease)
 
     def delete(self) -> None:
+        """Remove the login, marking it deleted on purpose (see ``may_restore``)."""
         client = self._redis()
         with self._translate():
-            client.delete(self.key)
+            client.eval(_DELETE_SCRIPT, 1, self.key)
+
+    def may_restore(self) -> bool:
+        """True when the key is gone without a ``delete()`` (FLUSHALL, a restart without
+        persistence): a worker that still holds the login may write it back."""
+        client = self._redis()
+        with self._translate():
+            return not client.exists(self.key)
 
     # ----- Redis --------------------------------------------------------------------------
 
@@ -218,13 +247,19 @@ class RedisStore:
     def _translate(self) -> Iterator[None]:
         """Turn redis-py's errors (whose text may name the server) into our own messages."""
         exceptions = self._import_redis().exceptions
+        if time.monotonic() < self._timed_out_until:
+            raise StoreError(
+                self.location, "cannot reach Redis (timed out a moment ago)", _REACH_FIX
+            )
         try:
             yield
         except (exceptions.ConnectionError, exceptions.TimeoutError, OSError) as error:
-            reason = _unreachable_reason(error)
+            reason = unreachable_reason(error)
+            if reason == "timed out":
+                self._timed_out_until = time.monotonic() + TIMEOUT_PAUSE_SECONDS
             raise StoreError(self.location, f"cannot reach Redis ({reason})", _REACH_FIX) from None
         except exceptions.ResponseError as error:
-            raise StoreError(self.location, _refusal_reason(error, self.key), _REACH_FIX) from None
+            raise StoreError(self.location, refusal_reason(error, self.key), _REACH_FIX) from None
         except exceptions.RedisError as error:
             raise StoreError(
                 self.location, f"Redis failed ({type(error).__name__})", _REACH_FIX
@@ -248,7 +283,7 @@ class RedisStore:
             log.warning(
                 "%s: could not release the refresh lease (%s); it frees itself within %g s",
                 self.location,
-                _unreachable_reason(error),
+                failure_reason(error, self.key),
                 self.lease_seconds,
             )
 
@@ -259,8 +294,9 @@ class RedisStore:
 class _LeaseRenewer:
     """A daemon thread that pushes a held lease's expiry back every ``lease / 3`` seconds."""
 
-    def __init__(self, lease: Lock, lease_seconds: float, location: str) -> None:
+    def __init__(self, lease: Lock, lease_seconds: float, location: str, key: str) -> None:
         self._lease = lease
+        self._key = key
         self._interval = lease_seconds / 3
         self._lease_seconds = lease_seconds
         self._location = location
@@ -295,91 +331,5 @@ class _LeaseRenewer:
                     log.warning(
                         "%s: could not renew the refresh lease (%s); trying again",
                         self._location,
-                        _unreachable_reason(error),
+                        failure_reason(error, self._key),
                     )
-
-
-# ----- secret-free descriptions ---------------------------------------------------------------
-
-
-def _address_of_url(url: str, key: str) -> str:
-    """``redis://host:port/db`` from a URL, leaving out user, password and query."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = parts.hostname or "localhost"
-    if scheme not in ("redis", "rediss"):
-        raise StoreError(
-            f"{scheme or '?'}://{host} key={key}",
-            "not a Redis URL",
-            "use redis://[:password@]host[:port][/db], or rediss:// for TLS",
-        )
-    try:
-        port = parts.port or 6379
-    except ValueError:
-        raise StoreError(
-            f"{scheme}://{host} key={key}", "the Redis URL has an invalid port"
-        ) from None
-    db_text = (parse_qs(parts.query).get("db") or [unquote(parts.path).replace("/", "") or "0"])[0]
-    try:
-        db = int(db_text)
-    except ValueError:
-        raise StoreError(
-            f"{scheme}://{_host_port(host, port)} key={key}",
-            "the Redis database in the URL must be a number",
-        ) from None
-    return f"{scheme}://{_host_port(host, port)}/{db}"
-
-
-def _address_of(client: Any) -> str:
-    """The same description for a ready client, from its connection pool's settings."""
-    pool = getattr(client, "connection_pool", None)
-    settings: dict[str, Any] = dict(getattr(pool, "connection_kwargs", None) or {})
-    connection_class = getattr(pool, "connection_class", None)
-    db = settings.get("db", 0)
-    if settings.get("path"):
-        return f"unix://{settings['path']}?db={db}"
-    scheme = "rediss" if "SSL" in getattr(connection_class, "__name__", "") else "redis"
-    host = str(settings.get("host", "localhost"))
-    return f"{scheme}://{_host_port(host, settings.get('port', 6379))}/{db}"
-
-
-def _host_port(host: str, port: object) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _unreachable_reason(error: BaseException) -> str:
-    """A short cause for a connection failure, never redis-py's text (it names the server)."""
-    name = type(error).__name__
-    text = str(error).lower()
-    if name in ("AuthenticationError", "AuthorizationError") or "auth" in text:
-        return "authentication failed"
-    if name == "BusyLoadingError":
-        return "Redis is still loading its data"
-    if "timeout" in name.lower() or "timed out" in text:
-        return "timed out"
-    if "refused" in text:
-        return "connection refused"
-    if any(
-        word in text for word in ("name or service", "nodename", "getaddrinfo", "name resolution")
-    ):
-        return "host not found"
-    if "ssl" in text or "certificate" in text:
-        return "TLS handshake failed"
-    if "closed" in text or "reset" in text:
-        return "connection closed by the server"
-    return "connection failed"
-
-
-def _refusal_reason(error: BaseException, key: str) -> str:
-    """What the server refused, from its error code only."""
-    words = str(error).split()
-    code = words[0] if words and words[0].isupper() else ""
-    reasons = {
-        "NOAUTH": "Redis needs a password: put it in the URL",
-        "WRONGPASS": "Redis refused the user name or password",
-        "NOPERM": "the Redis user may not run this command or use this key",
-        "WRONGTYPE": f"the Redis key {key} holds another kind of value",
-        "READONLY": "the Redis server is a read-only replica",
-        "OOM": "Redis is out of memory",
-    }
-    return reasons.get(code, f"Redis refused the command ({code or type(error).__name__})")

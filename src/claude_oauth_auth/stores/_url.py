@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from .._errors import StoreError
 from ._base import TokenStore
@@ -11,6 +11,7 @@ from ._base import TokenStore
 __all__ = ["SCHEMES", "redact_url", "store_from_url"]
 
 SCHEMES = ("file:///PATH", "keyring:", "keyring://SERVICE/USERNAME", "redis://…", "rediss://…")
+REDIS_KEY_OPTION = "key"
 
 
 def redact_url(url: str) -> str:
@@ -26,7 +27,8 @@ def redact_url(url: str) -> str:
 
 def store_from_url(url: str) -> TokenStore:
     """The store a URL names: ``file:///abs/path``, ``keyring:``, ``keyring://SERVICE/USER``,
-    ``redis://…`` or ``rediss://…``. Raises ``StoreError`` for anything else."""
+    ``redis://…`` or ``rediss://…`` (``?key=NAME`` picks the Redis key). Raises
+    ``StoreError`` for anything else."""
     text = url.strip()
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
@@ -43,11 +45,24 @@ def store_from_url(url: str) -> TokenStore:
         username = unquote(parts.path.strip("/")) or "default"
         return KeyringStore(service, username)
     if scheme in ("redis", "rediss"):
-        from ._redis import RedisStore
-
-        return RedisStore(url=text)
+        return _redis_store(text)
     raise StoreError(
         redact_url(text) if text else "(empty)",
         "is not a store URL this library knows",
         f"use one of {', '.join(SCHEMES)}",
     )
+
+
+def _redis_store(text: str) -> TokenStore:
+    """``redis[s]://…[?key=NAME]``: ``key`` is ours (the hash's name), the rest is redis-py's."""
+    from ._redis import RedisStore
+
+    parts = urlsplit(text)
+    options = parse_qsl(parts.query, keep_blank_values=True)
+    keys = [value for name, value in options if name == REDIS_KEY_OPTION]
+    if not keys:
+        return RedisStore(url=text)
+    if not keys[-1]:
+        raise StoreError(redact_url(text), "the key= option of a Redis URL cannot be empty")
+    rest = urlencode([(name, value) for name, value in options if name != REDIS_KEY_OPTION])
+    return RedisStore(url=parts._replace(query=rest).geturl(), key=keys[-1])

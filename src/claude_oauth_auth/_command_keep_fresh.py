@@ -1,0 +1,242 @@
+"""``claude-oauth-auth keep-fresh``: a long-running refresher, so that workers never wait on one.
+
+Run it beside a fleet (a sidecar container, a systemd unit) on the store the workers use. It
+refreshes the login ``--ahead`` seconds before expiry, less a random part of ``--jitter`` so
+that several of them do not line up, which is earlier than any worker's own threshold: the
+workers then only ever adopt the new tokens. Each refresh is one line on standard output
+(never a secret). A refused login ends it with exit 1; SIGTERM or SIGINT stops it with exit 0.
+A refresh made by someone else is adopted, not repeated; an unreachable store or token
+endpoint is retried with backoff (one warning line per attempt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from functools import partial
+from typing import TYPE_CHECKING
+
+from ._command_base import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    LOGIN_FIX,
+    CommandError,
+    Console,
+    Result,
+    is_sdk_error,
+)
+from ._command_stores import target_store
+from ._errors import StoreError, TokenFileError, TokenRefreshError
+
+if TYPE_CHECKING:
+    from ._manager import OAuthTokenManager
+    from ._tokens import TokenSet
+    from .stores._base import TokenStore
+
+__all__ = ["KeepFresh", "add_keep_fresh_arguments", "run_keep_fresh"]
+
+EXTRA_LEAD_SECONDS = 300.0  # by default, refresh this long before the workers' own threshold
+DEFAULT_JITTER_SECONDS = 60.0
+DEFAULT_CHECK_SECONDS = 15.0
+MAX_RETRY_SECONDS = 60.0
+
+
+def add_keep_fresh_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--ahead",
+        type=float,
+        metavar="SECONDS",
+        help="refresh this long before expiry (default: the workers' refresh threshold "
+        f"plus {EXTRA_LEAD_SECONDS:g} s)",
+    )
+    command.add_argument(
+        "--jitter",
+        type=float,
+        metavar="SECONDS",
+        default=DEFAULT_JITTER_SECONDS,
+        help="refresh up to this much later than --ahead, at random "
+        f"(default {DEFAULT_JITTER_SECONDS:g})",
+    )
+    command.add_argument(
+        "--check-every",
+        type=float,
+        metavar="SECONDS",
+        default=DEFAULT_CHECK_SECONDS,
+        help="between refreshes, look this often whether Redis lost the login, and write "
+        f"it back (default {DEFAULT_CHECK_SECONDS:g})",
+    )
+
+
+def run_keep_fresh(arguments: argparse.Namespace, console: Console) -> Result:
+    from ._config import ENV, env_value, refresh_threshold
+
+    ahead = arguments.ahead
+    if ahead is None:
+        ahead = refresh_threshold(None) + EXTRA_LEAD_SECONDS
+    jitter = arguments.jitter
+    check_every = arguments.check_every
+    if not ahead > 0 or not 0 <= jitter < ahead or not check_every > 0:
+        raise CommandError(
+            "--ahead and --check-every must be positive, and --jitter at least 0 and less "
+            "than --ahead",
+            "for example --ahead 600 --jitter 60 --check-every 15",
+            EXIT_USAGE,
+        )
+    store = target_store(arguments.store or env_value(ENV.TOKEN_STORE))
+    stop = threading.Event()
+    with _stopping_on_signals(stop):
+        say = partial(_say, console)
+        keeper = KeepFresh(store, ahead=ahead, jitter=jitter, check_every=check_every, say=say)
+        return Result(code=keeper.run(stop))
+
+
+def _say(console: Console, line: str) -> None:
+    stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    console.log_line(f"{stamp} {line}")
+
+
+@contextlib.contextmanager
+def _stopping_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set ``stop``; a refresh in flight finishes and is saved first."""
+    handled = (signal.SIGTERM, signal.SIGINT)
+    previous = {number: signal.getsignal(number) for number in handled}
+    for number in handled:
+        signal.signal(number, lambda _number, _frame: stop.set())
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+class KeepFresh:
+    """Refreshes one store's login ahead of time through an ``OAuthTokenManager``."""
+
+    def __init__(
+        self,
+        store: TokenStore,
+        *,
+        ahead: float,
+        jitter: float,
+        check_every: float = DEFAULT_CHECK_SECONDS,
+        say: Callable[[str], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.ahead = ahead
+        self.jitter = jitter
+        self.check_every = check_every
+        self.say = say
+        self.clock = clock
+        self.refreshes = 0
+
+    def run(self, stop: threading.Event) -> int:
+        """Until ``stop`` is set: exit 0; on a dead login: exit 1."""
+        manager = self._first_manager(stop)
+        if manager is None:
+            self.say("keep-fresh: stopped before the store could be read")
+            return EXIT_OK
+        self.say(
+            f"keep-fresh: keeping the OAuth login in {self.store.location} fresh, refreshing "
+            f"{self.ahead - self.jitter:g} to {self.ahead:g} s before it expires"
+        )
+        failures = 0
+        wake = self._next_wake(manager)
+        while not stop.is_set():
+            now = self.clock()
+            refresh: Callable[[], str] = manager.get_valid_token  # or adopt another's
+            if now < wake:
+                stop.wait(min(wake - now, self.check_every))
+                if stop.is_set() or not self._login_lost():
+                    continue
+                refresh = manager.refresh  # writes the login back first, then refreshes
+            try:
+                self._refresh_or_adopt(manager, refresh)
+            except Exception as error:
+                if is_sdk_error(error, "OAuthRefreshError"):
+                    self.say(f"keep-fresh: error: the login is dead: {error}; exiting")
+                    return EXIT_FAILED
+                if not isinstance(error, (StoreError, TokenRefreshError, OSError)):
+                    raise
+                failures += 1
+                retry = min(MAX_RETRY_SECONDS, 2.0**failures)
+                self.say(f"keep-fresh: warning: {error}; trying again in {retry:g} s")
+                wake = self.clock() + retry
+                continue
+            if manager.needs_refresh():  # a failure the manager served around, with a warning
+                failures += 1
+                wake = self.clock() + min(MAX_RETRY_SECONDS, 2.0**failures)
+                continue
+            failures = 0
+            wake = self._next_wake(manager)
+        self.say(f"keep-fresh: stopped after {self.refreshes} refresh(es)")
+        return EXIT_OK
+
+    def _first_manager(self, stop: threading.Event) -> OAuthTokenManager | None:
+        """The manager, once the store answers (a sidecar may start before Redis does)."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                return self._manager()
+            except TokenFileError as error:
+                raise CommandError(f"{error.path} {error.reason}", LOGIN_FIX) from None
+            except StoreError as error:
+                failures += 1
+                retry = min(MAX_RETRY_SECONDS, 2.0**failures)
+                self.say(f"keep-fresh: warning: {error}; trying again in {retry:g} s")
+                stop.wait(retry)
+        return None
+
+    def _manager(self) -> OAuthTokenManager:
+        from ._manager import OAuthTokenManager, _default_grant
+
+        def counted(token_url: str, refresh_token: str, client_id: str) -> TokenSet:
+            tokens = _default_grant(token_url, refresh_token, client_id)
+            self.refreshes += 1
+            return tokens
+
+        return OAuthTokenManager(store=self.store, refresh_threshold=self.ahead, grant=counted)
+
+    def _next_wake(self, manager: OAuthTokenManager) -> float:
+        """A random moment between ``ahead - jitter`` and ``ahead`` seconds before expiry."""
+        if manager.token_expiry is None:
+            return self.clock() + self.check_every
+        return manager.token_expiry - self.ahead + random.uniform(0, self.jitter)
+
+    def _login_lost(self) -> bool:
+        """Redis emptied (or the login deleted): only stores that can tell say so."""
+        if getattr(self.store, "may_restore", None) is None:
+            return False  # a deleted file is a logout: the next refresh reports it
+        try:
+            return self.store.version() is None
+        except StoreError:
+            return False  # unreachable: the next refresh reports it
+
+    def _refresh_or_adopt(self, manager: OAuthTokenManager, refresh: Callable[[], str]) -> None:
+        before = self.refreshes
+        refresh()  # under the store's lock
+        if self.refreshes == before:
+            return
+        expiry = manager.token_expiry or self.clock()
+        left = expiry - self.clock()
+        from ._tokens import mask
+
+        self.say(
+            f"keep-fresh: refreshed the OAuth login in {self.store.location}: the new access "
+            f"token ({mask(manager.access_token)}) expires in {left:.0f} s, at "
+            f"{datetime.fromtimestamp(expiry, timezone.utc).isoformat(timespec='seconds')}"
+        )
+        if left <= self.ahead:
+            raise CommandError(
+                f"the token endpoint grants tokens for {left:.0f} s, no longer than --ahead "
+                f"({self.ahead:g} s): keep-fresh would refresh without a pause",
+                "lower --ahead below the tokens' lifetime",
+                EXIT_USAGE,
+            )
