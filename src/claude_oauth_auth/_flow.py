@@ -47,7 +47,8 @@ RELOGIN = (
     "ANTHROPIC_API_KEY or pass api_key=.]"
 )
 NO_FALLBACK_ADVICE = (
-    " [claude-oauth-auth: OAuth is unusable and no API key was found to fall back to. " + RELOGIN
+    " [claude-oauth-auth: OAuth is unusable and no other credential was found to fall back to. "
+    + RELOGIN
 )
 REFUSED_TOKEN_ADVICE = " [claude-oauth-auth: the API refused the OAuth access token. " + RELOGIN
 CLAUDE_CODE_ONLY_REASON = (
