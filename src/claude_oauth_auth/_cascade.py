@@ -1,4 +1,4 @@
-"""UnifiedAuthManager: runs the cascade, remembers what it found, falls back to an API key."""
+"""UnifiedAuthManager: runs the cascade, remembers what it found, falls back down it."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._config import ENV
-from ._errors import ClaudeAuthError, TokenRefreshError
+from ._errors import ClaudeAuthError, StoreError, TokenRefreshError
+from ._failover import FailoverMixin
 from ._manager import OAuthTokenManager, make_access_token
 from ._sources import (
-    FALLBACK_SOURCES,
     Credential,
     SourceReport,
     check_source,
@@ -66,11 +66,13 @@ class StaticOAuthToken:
         return self.token(force=force, rejected=rejected)
 
 
-class UnifiedAuthManager:
+class UnifiedAuthManager(FailoverMixin):
     """Finds one credential from the cascade and says where it came from.
 
     ``auth_method`` is ``"oauth"`` or ``"api_key"``; ``source`` names the cascade step.
-    Override ``_discover_credentials`` to add a source of your own.
+    Override ``_discover_credentials`` to add a source of your own. When an OAuth credential
+    fails, the next usable source below it takes over (``fail_over``); after a temporary
+    failure OAuth is tried again and used as soon as a refresh succeeds.
     """
 
     def __init__(
@@ -118,8 +120,6 @@ class UnifiedAuthManager:
             name: SourceReport(name) for name in ("explicit", *self._sources)
         }
         self._lock = threading.Lock()
-        self._fallback: Credential | None = None
-        self.fallback_reason: str | None = None
         found = self._discover_credentials()
         if found is None:
             from ._sdk_errors import NoCredentialsError
@@ -140,16 +140,12 @@ class UnifiedAuthManager:
     @property
     def auth_method(self) -> str:
         """``"oauth"`` or ``"api_key"`` (after a fallback, the fallback's method)."""
-        return (self._fallback or self.credential).auth_method
+        return self.active_credential.auth_method
 
     @property
     def source(self) -> str:
         """The name of the cascade step whose credential is in use."""
-        return (self._fallback or self.credential).source
-
-    @property
-    def active_credential(self) -> Credential:
-        return self._fallback or self.credential
+        return self.active_credential.source
 
     @property
     def token_manager(self) -> OAuthTokenManager | None:
@@ -307,7 +303,7 @@ class UnifiedAuthManager:
         return StaticOAuthToken(credential.secret, source=ENV.CODE_OAUTH_TOKEN)
 
     def _check_oauth_at_start(self) -> None:
-        """Refresh a token that is due, so a dead login falls back (or raises) right away."""
+        """Refresh a token that is due, so a failing login falls back (or raises) right away."""
         manager = self.token_manager
         if manager is None or not manager.needs_refresh():
             return
@@ -316,7 +312,14 @@ class UnifiedAuthManager:
             return
         try:
             manager.get_valid_token()
-        except TokenRefreshError as error:
+        except (TokenRefreshError, StoreError) as error:
+            # Temporary: the token is expired (a valid one would have been served) and the
+            # endpoint or the store is failing. Requests use the next source until it recovers.
+            retry_after = getattr(error, "retry_after", None)
+            if self.fail_over(self.credential, str(error), temporary=True, retry_after=retry_after):
+                return
+            if isinstance(error, StoreError):
+                raise
             log.warning("Could not refresh the OAuth token yet: %s", error)
         except ClaudeAuthError as error:
             # Only a refused refresh is an OAuthRefreshError; importing that class imports the
@@ -325,49 +328,8 @@ class UnifiedAuthManager:
 
             if not isinstance(error, OAuthRefreshError):
                 raise
-            if self.switch_to_fallback(str(error)) is None:
+            if self.fail_over(self.credential, str(error)) is None:
                 raise
-
-    # ----- fallback --------------------------------------------------------------------------
-
-    def fallback_credential(self) -> Credential | None:
-        """The API key a failed OAuth credential falls back to (looked up only when needed)."""
-        if self.credential.kind != "oauth":
-            return None
-        names = list(self._sources)
-        start = names.index(self.credential.source) + 1 if self.credential.source in names else 0
-        for name in names[start:]:
-            if name not in FALLBACK_SOURCES:
-                continue
-            report, credential = check_source(name)
-            if self._reports[name].state == "not_checked":
-                self._reports[name] = report
-            if credential is not None:
-                return credential
-        return None
-
-    def switch_to_fallback(self, reason: str) -> str | None:
-        """Use the fallback API key from now on; return it, or None when there is none."""
-        with self._lock:
-            if self._fallback is not None:
-                return self._fallback.secret
-            fallback = self.fallback_credential()
-            if fallback is None:
-                return None
-            self._fallback = fallback
-            self.fallback_reason = reason
-            primary = self._report(self.credential.source)
-            primary.state = "invalid"
-            primary.detail = f"{primary.detail}; OAuth failed: {reason}".lstrip("; ")
-            self._report(fallback.source).state = "used"
-        log.warning(
-            "OAuth from %s failed (%s); falling back to the %s from %s",
-            self.credential.source,
-            reason,
-            "API key" if fallback.kind == "api_key" else "bearer token",
-            fallback.source,
-        )
-        return fallback.secret
 
     # ----- explaining ------------------------------------------------------------------------
 

@@ -1,15 +1,23 @@
-"""ClaudeClient and AsyncClaudeClient: the SDK clients, with our credentials and fallback."""
+"""ClaudeClient and AsyncClaudeClient: the SDK clients, with our credentials and fallback.
+
+Each class spells out the SDK's own constructor and ``copy()`` arguments, with the SDK's
+types, so editors complete them and type checkers check them (a test keeps them in step with
+the installed SDK); the work both classes share lives in the functions below.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 import anthropic
 import httpx2
-from anthropic._types import NOT_GIVEN, NotGiven
-from anthropic.lib.credentials import AccessTokenAuth, TokenCache
+from anthropic._constants import DEFAULT_MAX_RETRIES
+from anthropic._middleware import MiddlewareInput
+from anthropic._types import NotGiven, OpenTelemetryClientOption, not_given
+from anthropic.lib.credentials import AccessTokenProvider, AsyncAccessTokenProvider, TokenCache
+from httpx2 import Timeout
 from typing_extensions import Self
 
 from ._cascade import UnifiedAuthManager
@@ -20,9 +28,8 @@ from ._flow import (
     OAUTH_BETA,
     REFUSED_TOKEN_ADVICE,
     AuthFlow,
-    CacheSource,
-    TokenSource,
     advised,
+    as_token_source,
     beta_flags,
 )
 from ._manager import OAuthTokenManager
@@ -31,37 +38,27 @@ from .stores._base import TokenStore
 
 __all__ = ["AsyncClaudeClient", "ClaudeClient"]
 
-
-def _resolve(
-    auth_manager: UnifiedAuthManager | None, arguments: dict[str, Any]
-) -> tuple[UnifiedAuthManager, dict[str, Any]]:
-    try:
-        auth = auth_manager if auth_manager is not None else UnifiedAuthManager(**arguments)
-    except OAuthRefreshError as error:
-        advised(error, NO_FALLBACK_ADVICE)
-        raise
-    active = auth.active_credential
-    if active.kind == "api_key":
-        return auth, {"api_key": active.secret}
-    if active.kind == "auth_token":
-        return auth, {"auth_token": active.secret}
-    return auth, {"credentials": auth.token_source}
+Client = TypeVar("Client", "ClaudeClient", "AsyncClaudeClient")
 
 
-def _token_source(auth: UnifiedAuthManager, cache: TokenCache) -> TokenSource:
-    source: Any = auth.token_source
-    if isinstance(source, OAuthTokenManager) or hasattr(source, "async_token"):
-        return source  # type: ignore[no-any-return]
-    return CacheSource(cache)
+class ClaudeClient(anthropic.Anthropic):
+    """``anthropic.Anthropic``, with its credential found for you and OAuth kept fresh.
 
+    Every resource, streaming, ``with_options()`` and error of the SDK work unchanged.
+    The credential comes from the first source of the cascade that has one (see
+    ``UnifiedAuthManager``) unless you pass one; an OAuth token is refreshed before it
+    expires, once across threads and processes. When OAuth fails, requests move to the next
+    usable source of the cascade (one WARNING), and after a temporary failure come back to
+    OAuth once a refresh succeeds.
 
-class _ClaudeClientMixin:
-    """What ClaudeClient and AsyncClaudeClient add to their SDK base class."""
+    Example:
+        >>> client = ClaudeClient()
+        >>> client.auth_method, client.auth_source
+        ('oauth', 'auth_file')
+    """
 
     auth_manager: UnifiedAuthManager
-    _credential_headers: Mapping[str, str]
-    _token_cache: TokenCache | None
-    _custom_auth: AccessTokenAuth | None
+    """Which credential this client uses, where it came from, and its fallback."""
 
     def __init__(
         self,
@@ -73,52 +70,66 @@ class _ClaudeClientMixin:
         token_file: str | os.PathLike[str] | None = None,
         store: TokenStore | None = None,
         sources: Sequence[str] | None = None,
-        credentials: Callable[..., Any] | None = None,
+        credentials: AccessTokenProvider | None = None,
+        config: Mapping[str, Any] | None = None,
+        profile: str | None = None,
         refresh_threshold: float | None = None,
         client_id: str | None = None,
         token_url: str | None = None,
-        **sdk_options: Any,
+        webhook_key: str | None = None,
+        base_url: str | httpx2.URL | None = None,
+        timeout: float | Timeout | NotGiven | None = not_given,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        default_headers: Mapping[str, str] | None = None,
+        default_query: Mapping[str, object] | None = None,
+        open_telemetry: OpenTelemetryClientOption = None,
+        http_client: httpx2.Client | None = None,
+        middleware: Sequence[MiddlewareInput] | None = None,
+        _strict_response_validation: bool = False,
+        _token_cache: TokenCache | NotGiven | None = not_given,
     ) -> None:
-        arguments = {
-            "api_key": api_key,
-            "auth_token": auth_token,
-            "oauth_manager": oauth_manager,
-            "credentials": credentials,
-            "token_file": token_file,
-            "store": store,
-            "sources": sources,
-            "refresh_threshold": refresh_threshold,
-            "client_id": client_id,
-            "token_url": token_url,
-            # The SDK's profile=/config= are credential arguments (step 1 of the cascade).
-            "profile": sdk_options.pop("profile", None),
-            "config": sdk_options.pop("config", None),
-            "base_url": sdk_options.get("base_url"),
-        }
-        self.auth_manager, credential = _resolve(auth_manager, arguments)
-        profile_base_url = self.auth_manager.credential_base_url
-        if (
-            profile_base_url
-            and not sdk_options.get("base_url")
-            and not os.environ.get("ANTHROPIC_BASE_URL")
-        ):
-            sdk_options["base_url"] = profile_base_url  # as the SDK: a profile's host
-        sdk_base: Any = super()
-        sdk_base.__init__(**credential, **sdk_options)
-        if self.auth_manager.credential_headers:
-            self._credential_headers = self.auth_manager.credential_headers
-        if self._token_cache is not None:
-            source = _token_source(self.auth_manager, self._token_cache)
-            self._custom_auth = AuthFlow(self._token_cache, self.auth_manager, source)
+        """Find a credential and build the SDK client with it.
+
+        Args:
+            api_key: Use this API key and nothing else (like the SDK's ``api_key=``).
+            auth_token: Use this static bearer token and nothing else.
+            oauth_manager: An ``OAuthTokenManager`` (or subclass) to take OAuth tokens from.
+            auth_manager: A ``UnifiedAuthManager`` to share (copies of a client share one).
+            token_file: A token file to use, in our shape or Claude Code's.
+            store: A ``TokenStore`` holding the OAuth tokens.
+            sources: The cascade steps to look at, in order (default: all of them).
+            credentials: Any SDK credentials provider.
+            config: The SDK's in-memory profile configuration (the SDK's ``config=``).
+            profile: The name of an SDK profile (the SDK's ``profile=``).
+            refresh_threshold: Refresh this many seconds before the token expires.
+            client_id: The OAuth client id to refresh with.
+            token_url: The token endpoint to refresh at.
+            webhook_key: Passed to the SDK client, as are all the arguments below.
+            base_url: The API's base URL.
+            timeout: The request timeout.
+            max_retries: How many times the SDK retries a failed request.
+            default_headers: Headers sent with every request.
+            default_query: Query parameters sent with every request.
+            open_telemetry: The SDK's OpenTelemetry option.
+            http_client: A custom ``httpx2.Client``.
+            middleware: The SDK's request middleware.
+            _strict_response_validation: The SDK's response validation switch.
+            _token_cache: The SDK's token cache, shared between copies.
+
+        At most one credential argument (``api_key`` … ``profile``) may be given.
+        """
+        sdk = _setup(self, auth_manager, locals())
+        super().__init__(**sdk)
+        _install_flow(self)
 
     @property
     def auth_method(self) -> str:
-        """``"oauth"`` or ``"api_key"``."""
+        """``"oauth"`` or ``"api_key"`` (after a fallback, the fallback's)."""
         return self.auth_manager.auth_method
 
     @property
     def auth_source(self) -> str:
-        """The cascade step whose credential this client uses."""
+        """The cascade step whose credential requests use now."""
         return self.auth_manager.source
 
     def copy(
@@ -126,50 +137,233 @@ class _ClaudeClientMixin:
         *,
         api_key: str | None = None,
         auth_token: str | None = None,
-        credentials: Any = NOT_GIVEN,
+        credentials: AccessTokenProvider | NotGiven | None = not_given,
+        config: Mapping[str, Any] | None = None,
+        profile: str | None = None,
+        webhook_key: str | None = None,
+        base_url: str | httpx2.URL | None = None,
+        timeout: float | Timeout | NotGiven | None = not_given,
+        http_client: httpx2.Client | None = None,
+        max_retries: int | NotGiven = not_given,
+        open_telemetry: OpenTelemetryClientOption = None,
+        default_headers: Mapping[str, str] | None = None,
+        set_default_headers: Mapping[str, str] | None = None,
+        default_query: Mapping[str, object] | None = None,
+        set_default_query: Mapping[str, object] | None = None,
+        middleware: Sequence[MiddlewareInput] | NotGiven | None = not_given,
         _extra_kwargs: Mapping[str, Any] = {},
-        **options: Any,
     ) -> Self:
-        """A new client with changed options; without a new credential it shares this one's."""
-        sdk_base: Any = super()
-        if api_key or auth_token or not isinstance(credentials, NotGiven):
-            copied: Self = sdk_base.copy(
-                api_key=api_key, auth_token=auth_token, credentials=credentials, **options
-            )
-            return copied
-        extra: dict[str, Any] = {"auth_manager": self.auth_manager}
-        if self.auth_manager.active_credential.kind == "oauth" and options.get("base_url") is None:
-            extra["_token_cache"] = self._token_cache  # one cache (and one refresh) for all copies
-        extra.update(_extra_kwargs)
-        shared: Self = sdk_base.copy(_extra_kwargs=extra, **options)
-        return shared
+        """A new client with changed options (the SDK's ``copy``).
+
+        Without a new credential the copy shares this client's: one ``auth_manager``, one
+        refresh and one fallback for all copies.
+        """
+        copied: Self = _copy(self, super().copy, locals())
+        return copied
 
     with_options = copy
 
     def _should_retry(self, response: httpx2.Response) -> bool:
-        # Our auth flow already refreshed and resent a 401; a second round would spend another
-        # refresh token on a credential the API keeps refusing.
-        if response.status_code == 401 and isinstance(self._custom_auth, AuthFlow):
-            return False
-        sdk_base: Any = super()
-        should: bool = sdk_base._should_retry(response)
-        return should
+        return not _refused_after_our_retry(self, response) and super()._should_retry(response)
 
     def _make_status_error_from_response(
         self, response: httpx2.Response
     ) -> anthropic.APIStatusError:
-        sdk_base: Any = super()
-        error: anthropic.APIStatusError = sdk_base._make_status_error_from_response(response)
-        if error.status_code in (400, 403) and CLAUDE_CODE_ONLY in error.message.lower():
-            return advised(error, CLAUDE_CODE_ADVICE)
-        if error.status_code == 401 and OAUTH_BETA in beta_flags(response.request):
-            return advised(error, REFUSED_TOKEN_ADVICE)
-        return error
+        return _with_advice(super()._make_status_error_from_response(response), response)
 
 
-class ClaudeClient(_ClaudeClientMixin, anthropic.Anthropic):
-    """``anthropic.Anthropic`` with credentials from the cascade and OAuth kept fresh."""
+class AsyncClaudeClient(anthropic.AsyncAnthropic):
+    """``anthropic.AsyncAnthropic``, with its credential found for you and OAuth kept fresh.
+
+    The same as ``ClaudeClient`` for coroutines; a refresh runs in a worker thread and never
+    blocks the event loop.
+
+    Example:
+        >>> async with AsyncClaudeClient() as client:
+        ...     await client.messages.create(model=..., max_tokens=100, messages=[...])
+    """
+
+    auth_manager: UnifiedAuthManager
+    """Which credential this client uses, where it came from, and its fallback."""
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        auth_token: str | None = None,
+        *,
+        oauth_manager: OAuthTokenManager | None = None,
+        auth_manager: UnifiedAuthManager | None = None,
+        token_file: str | os.PathLike[str] | None = None,
+        store: TokenStore | None = None,
+        sources: Sequence[str] | None = None,
+        credentials: AccessTokenProvider | AsyncAccessTokenProvider | None = None,
+        config: Mapping[str, Any] | None = None,
+        profile: str | None = None,
+        refresh_threshold: float | None = None,
+        client_id: str | None = None,
+        token_url: str | None = None,
+        webhook_key: str | None = None,
+        base_url: str | httpx2.URL | None = None,
+        timeout: float | Timeout | NotGiven | None = not_given,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        default_headers: Mapping[str, str] | None = None,
+        default_query: Mapping[str, object] | None = None,
+        open_telemetry: OpenTelemetryClientOption = None,
+        http_client: httpx2.AsyncClient | None = None,
+        middleware: Sequence[MiddlewareInput] | None = None,
+        _strict_response_validation: bool = False,
+        _token_cache: TokenCache | NotGiven | None = not_given,
+    ) -> None:
+        """Find a credential and build the SDK client with it.
+
+        Takes the same arguments as ``ClaudeClient``, except that ``http_client`` is an
+        ``httpx2.AsyncClient`` and ``credentials`` may be an async provider.
+        """
+        sdk = _setup(self, auth_manager, locals())
+        super().__init__(**sdk)
+        _install_flow(self)
+
+    @property
+    def auth_method(self) -> str:
+        """``"oauth"`` or ``"api_key"`` (after a fallback, the fallback's)."""
+        return self.auth_manager.auth_method
+
+    @property
+    def auth_source(self) -> str:
+        """The cascade step whose credential requests use now."""
+        return self.auth_manager.source
+
+    def copy(
+        self,
+        *,
+        api_key: str | None = None,
+        auth_token: str | None = None,
+        credentials: AccessTokenProvider | AsyncAccessTokenProvider | NotGiven | None = not_given,
+        config: Mapping[str, Any] | None = None,
+        profile: str | None = None,
+        webhook_key: str | None = None,
+        base_url: str | httpx2.URL | None = None,
+        timeout: float | Timeout | NotGiven | None = not_given,
+        http_client: httpx2.AsyncClient | None = None,
+        max_retries: int | NotGiven = not_given,
+        open_telemetry: OpenTelemetryClientOption = None,
+        default_headers: Mapping[str, str] | None = None,
+        set_default_headers: Mapping[str, str] | None = None,
+        default_query: Mapping[str, object] | None = None,
+        set_default_query: Mapping[str, object] | None = None,
+        middleware: Sequence[MiddlewareInput] | NotGiven | None = not_given,
+        _extra_kwargs: Mapping[str, Any] = {},
+    ) -> Self:
+        """A new client with changed options (the SDK's ``copy``); see ``ClaudeClient.copy``."""
+        copied: Self = _copy(self, super().copy, locals())
+        return copied
+
+    with_options = copy
+
+    def _should_retry(self, response: httpx2.Response) -> bool:
+        return not _refused_after_our_retry(self, response) and super()._should_retry(response)
+
+    def _make_status_error_from_response(
+        self, response: httpx2.Response
+    ) -> anthropic.APIStatusError:
+        return _with_advice(super()._make_status_error_from_response(response), response)
 
 
-class AsyncClaudeClient(_ClaudeClientMixin, anthropic.AsyncAnthropic):
-    """``anthropic.AsyncAnthropic`` with our credentials; a refresh never blocks the loop."""
+# ----- what both clients share ------------------------------------------------------------------
+
+# The arguments that choose the credential, as UnifiedAuthManager takes them.
+_AUTH_ARGUMENTS = (
+    "api_key",
+    "auth_token",
+    "oauth_manager",
+    "credentials",
+    "token_file",
+    "store",
+    "sources",
+    "refresh_threshold",
+    "client_id",
+    "token_url",
+    "profile",
+    "config",
+)
+
+
+def _setup(
+    client: ClaudeClient | AsyncClaudeClient,
+    auth_manager: UnifiedAuthManager | None,
+    arguments: dict[str, Any],
+) -> dict[str, Any]:
+    """Resolve the credential into ``client.auth_manager``; the SDK constructor's arguments."""
+    base_url = arguments["base_url"]
+    try:
+        if auth_manager is None:
+            auth_manager = UnifiedAuthManager(
+                **{name: arguments[name] for name in _AUTH_ARGUMENTS},
+                base_url=None if base_url is None else str(base_url),  # a profile may refresh there
+            )
+    except OAuthRefreshError as error:
+        advised(error, NO_FALLBACK_ADVICE)
+        raise
+    client.auth_manager = auth_manager
+    sdk = {
+        name: value
+        for name, value in arguments.items()
+        if name not in _AUTH_ARGUMENTS and name not in ("self", "auth_manager", "__class__")
+    }
+    profile_base_url = auth_manager.credential_base_url
+    if profile_base_url and not base_url and not os.environ.get("ANTHROPIC_BASE_URL"):
+        sdk["base_url"] = profile_base_url  # as the SDK: a profile's host
+    # An OAuth client keeps its flow even after a fallback, to come back when OAuth recovers.
+    credential = auth_manager.credential
+    if credential.kind == "api_key":
+        sdk["api_key"] = auth_manager.active_credential.secret
+    elif credential.kind == "auth_token":
+        sdk["auth_token"] = auth_manager.active_credential.secret
+    else:
+        sdk["credentials"] = auth_manager.token_source
+    return sdk
+
+
+def _install_flow(client: ClaudeClient | AsyncClaudeClient) -> None:
+    """After the SDK's constructor: the profile's headers, and our auth flow."""
+    if client.auth_manager.credential_headers:
+        client._credential_headers = client.auth_manager.credential_headers
+    cache = client._token_cache
+    if cache is not None:
+        source = as_token_source(client.auth_manager.token_source, cache)
+        client._custom_auth = AuthFlow(cache, client.auth_manager, source)
+
+
+def _copy(client: Client, sdk_copy: Any, arguments: dict[str, Any]) -> Any:
+    options = {key: value for key, value in arguments.items() if key not in ("self", "__class__")}
+    new_credential = (
+        options["api_key"]
+        or options["auth_token"]
+        or not isinstance(options["credentials"], NotGiven)
+        or options["config"] is not None
+        or options["profile"] is not None
+    )
+    if new_credential:
+        return sdk_copy(**options)
+    del options["credentials"]
+    extra: dict[str, Any] = {"auth_manager": client.auth_manager}
+    if client.auth_manager.credential.kind == "oauth" and options["base_url"] is None:
+        extra["_token_cache"] = client._token_cache  # one cache (and one refresh) for all copies
+    extra.update(options.pop("_extra_kwargs"))
+    return sdk_copy(_extra_kwargs=extra, **options)
+
+
+def _refused_after_our_retry(client: ClaudeClient | AsyncClaudeClient, response: Any) -> bool:
+    # Our auth flow already refreshed and resent a 401; a second round would spend another
+    # refresh token on a credential the API keeps refusing.
+    return response.status_code == 401 and isinstance(client._custom_auth, AuthFlow)
+
+
+def _with_advice(
+    error: anthropic.APIStatusError, response: httpx2.Response
+) -> anthropic.APIStatusError:
+    if error.status_code in (400, 403) and CLAUDE_CODE_ONLY in error.message.lower():
+        return advised(error, CLAUDE_CODE_ADVICE)
+    if error.status_code == 401 and OAUTH_BETA in beta_flags(response.request):
+        return advised(error, REFUSED_TOKEN_ADVICE)
+    return error

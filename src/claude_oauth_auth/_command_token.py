@@ -81,8 +81,9 @@ def _current_token(auth: UnifiedAuthManager) -> str:
     if credential.kind != "oauth":
         assert credential.secret is not None
         return credential.secret
+    source = auth.active_token_source
     try:
-        token: str = auth.token_source.token()
+        token: str = source.token() if hasattr(source, "token") else source().token
     except ClaudeAuthError as error:
         if not is_sdk_error(error, "OAuthRefreshError"):
             raise

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Protocol
 
 import anthropic
@@ -17,8 +16,11 @@ from anthropic.lib.credentials import AccessTokenAuth, TokenCache
 from typing_extensions import override
 
 from ._cascade import UnifiedAuthManager
-from ._errors import TokenRefreshError
+from ._errors import ClaudeAuthError, StoreError, TokenRefreshError
+from ._failover import Fallback
+from ._manager import OAuthTokenManager
 from ._sdk_errors import OAuthRefreshError
+from ._sources import Credential
 
 __all__ = [
     "CLAUDE_CODE_ADVICE",
@@ -30,6 +32,7 @@ __all__ = [
     "CacheSource",
     "TokenSource",
     "advised",
+    "as_token_source",
     "beta_flags",
 ]
 
@@ -44,9 +47,14 @@ RELOGIN = (
     "ANTHROPIC_API_KEY or pass api_key=.]"
 )
 NO_FALLBACK_ADVICE = (
-    " [claude-oauth-auth: OAuth is unusable and no API key was found to fall back to. " + RELOGIN
+    " [claude-oauth-auth: OAuth is unusable and no other credential was found to fall back to. "
+    + RELOGIN
 )
 REFUSED_TOKEN_ADVICE = " [claude-oauth-auth: the API refused the OAuth access token. " + RELOGIN
+CLAUDE_CODE_ONLY_REASON = (
+    "the API answered that this OAuth credential is only authorized for use with Claude Code"
+)
+MAX_SWITCHES = 16  # more than the cascade has sources: every request ends
 
 
 class TokenSource(Protocol):
@@ -81,17 +89,77 @@ class CacheSource:
 
 @dataclass(frozen=True)
 class _Token:
-    """Step: a token from the source (``rejected``: the API just refused that one)."""
+    """Step: a token from ``source`` (``rejected``: the API just refused that one)."""
 
+    source: TokenSource
     rejected: str | None = None
 
-    def run(self, source: TokenSource) -> str:
+    def run(self) -> str:
         if self.rejected is None:
-            return source.peek_valid_token() or source.token()
-        return source.token(rejected=self.rejected)
+            return self.source.peek_valid_token() or self.source.token()
+        return self.source.token(rejected=self.rejected)
 
-    def arun(self, source: TokenSource) -> Awaitable[str]:
-        return source.async_token(rejected=self.rejected)
+    def arun(self) -> Awaitable[str]:
+        return self.source.async_token(rejected=self.rejected)
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """Step: try the primary credential again after a temporary failure; its token, or None.
+
+    One request at a time probes (``_start_probe``); every other one keeps the fallback.
+    """
+
+    auth: UnifiedAuthManager
+    source: TokenSource
+
+    def run(self) -> str | None:
+        if not self.auth._start_probe():
+            return None
+        try:
+            token = self.source.token()
+        except BaseException as error:
+            self._failed(error)
+            return None
+        self.auth._finish_probe(None)
+        return token
+
+    async def arun(self) -> str | None:
+        if not self.auth._start_probe():
+            return None
+        try:
+            token = await self.source.async_token()
+        except BaseException as error:
+            self._failed(error)
+            return None
+        self.auth._finish_probe(None)
+        return token
+
+    def _failed(self, error: BaseException) -> None:
+        self.auth._finish_probe(error)
+        if not isinstance(error, ClaudeAuthError):
+            raise error
+
+
+@dataclass(frozen=True)
+class _FailOver:
+    """Step: move down the cascade; it reads other sources, so coroutines run it in a thread."""
+
+    auth: UnifiedAuthManager
+    failed: Credential
+    reason: str
+    temporary: bool = False
+    retry_after: float | None = None
+
+    def run(self) -> Credential | None:
+        return self.auth.fail_over(
+            self.failed, self.reason, temporary=self.temporary, retry_after=self.retry_after
+        )
+
+    async def arun(self) -> Credential | None:
+        import anyio.to_thread
+
+        return await anyio.to_thread.run_sync(self.run)
 
 
 @dataclass(frozen=True)
@@ -100,14 +168,14 @@ class _Body:
 
     response: httpx2.Response
 
-    def run(self, source: TokenSource) -> bytes:
+    def run(self) -> bytes:
         return self.response.read()
 
-    def arun(self, source: TokenSource) -> Awaitable[bytes]:
+    def arun(self) -> Awaitable[bytes]:
         return self.response.aread()
 
 
-Step = httpx2.Request | _Token | _Body
+Step = httpx2.Request | _Token | _Probe | _FailOver | _Body
 
 
 @dataclass(frozen=True)
@@ -139,7 +207,7 @@ class _Outcome:
 
 
 class AuthFlow(AccessTokenAuth):
-    """Bearer auth that recovers a refused token: refresh and resend, or switch to an API key."""
+    """Bearer auth that recovers a refused token: refresh and resend, or move down the cascade."""
 
     requires_response_body = False
 
@@ -147,6 +215,7 @@ class AuthFlow(AccessTokenAuth):
         super().__init__(cache)
         self._auth = auth
         self._source = source
+        self._wrapped: dict[int, tuple[Any, TokenSource]] = {}
 
     @override
     def sync_auth_flow(
@@ -157,7 +226,7 @@ class AuthFlow(AccessTokenAuth):
             if isinstance(step, httpx2.Request):
                 outcome = _Outcome((yield step))
             else:
-                outcome = _Outcome.of(partial(step.run, self._source))
+                outcome = _Outcome.of(step.run)
 
     @override
     async def async_auth_flow(
@@ -168,64 +237,84 @@ class AuthFlow(AccessTokenAuth):
             if isinstance(step, httpx2.Request):
                 outcome = _Outcome((yield step))
             else:
-                outcome = await _Outcome.of_awaited(step.arun(self._source))
+                outcome = await _Outcome.of_awaited(step.arun())
 
     def _steps(self, request: httpx2.Request) -> Generator[Step, Any, None]:
-        """The whole policy: send, and on a refusal refresh and resend or switch to a key."""
+        """The whole policy: send; on a refusal refresh and resend, or resend with the next
+        source of the cascade; after a temporary failure, one request at a time tries OAuth."""
         if self._has_static_credential(request):
             yield request
             return
-        key = self._fallback_key()
-        if key is None:
-            try:
-                token = yield _Token()
-            except OAuthRefreshError as error:
-                key = self._switch_or_raise(error)
-        if key is not None:
-            _apply_key(request, key)
-            yield request
-            return
-        self._apply(request, token)
-        response = yield request
-        if response.status_code == 401:
-            try:
-                fresh = yield _Token(rejected=token)
-            except OAuthRefreshError as error:
-                key = self._switch_or_raise(error)
-            except TokenRefreshError:
-                return
+        auth, token = self._auth, None
+        fallback = auth.fallback  # read once per attempt: another request may change it
+        if fallback is not None and auth._probe_due():
+            token = yield _Probe(auth, self._source)
+            fallback = auth.fallback
+        for _ in range(MAX_SWITCHES):
+            if fallback is None:
+                credential, source = auth.credential, self._source
             else:
-                if fresh == token:
+                credential, token = fallback.credential, None  # a probe's token is the primary's
+                if credential.kind != "oauth":
+                    assert credential.secret is not None
+                    _apply_key(request, credential.secret)
+                    yield request
                     return
-                self._apply(request, fresh)
+                source = self._source_of(fallback)
+            try:
+                if token is None:
+                    token = yield _Token(source)
+                self._apply(request, token)
                 response = yield request
-                if response.status_code != 401:
+                if response.status_code == 401:
+                    fresh = yield _Token(source, rejected=token)
+                    if fresh == token:
+                        return
+                    self._apply(request, fresh)
+                    response = yield request
+                    if response.status_code != 401:
+                        return
+                    reason = "the API refused a freshly refreshed token"
+                elif response.status_code in (400, 403):
+                    yield _Body(response)
+                    if CLAUDE_CODE_ONLY not in response.text.lower():
+                        return
+                    reason = CLAUDE_CODE_ONLY_REASON
+                else:
                     return
-                key = self._auth.switch_to_fallback("the API refused a freshly refreshed token")
-        elif response.status_code in (400, 403):
-            yield _Body(response)
-            key = self._claude_code_only_fallback(response)
-        if key is not None:
-            _apply_key(request, key)
-            yield request
+            except OAuthRefreshError as error:
+                if (yield _FailOver(auth, credential, str(error))) is None:
+                    raise advised(error, NO_FALLBACK_ADVICE) from None
+            except (TokenRefreshError, StoreError) as error:
+                retry_after = getattr(error, "retry_after", None)
+                step = _FailOver(auth, credential, str(error), True, retry_after)
+                if (yield step) is not None:
+                    pass
+                elif token is None:
+                    raise
+                else:
+                    return  # the API refused the token and it cannot be refreshed right now
+            else:
+                if (yield _FailOver(auth, credential, reason)) is None:
+                    return  # the SDK raises the refusal, with what to do appended
+            token, fallback = None, auth.fallback
 
-    def _fallback_key(self) -> str | None:
-        active = self._auth.active_credential
-        return active.secret if active.kind != "oauth" else None
+    def _source_of(self, fallback: Fallback) -> TokenSource:
+        """The token source of an OAuth fallback (kept while that fallback lasts)."""
+        provider = fallback.token_source
+        known = self._wrapped.get(id(provider))
+        if known is not None and known[0] is provider:
+            return known[1]
+        wrapped = as_token_source(provider, None)
+        self._wrapped = {id(provider): (provider, wrapped)}
+        return wrapped
 
-    def _switch_or_raise(self, error: OAuthRefreshError) -> str:
-        key = self._auth.switch_to_fallback(str(error))
-        if key is None:
-            raise advised(error, NO_FALLBACK_ADVICE)
-        return key
 
-    def _claude_code_only_fallback(self, response: httpx2.Response) -> str | None:
-        if CLAUDE_CODE_ONLY not in response.text.lower():
-            return None
-        return self._auth.switch_to_fallback(
-            "the API answered that this OAuth credential is only authorized for use with "
-            "Claude Code"
-        )
+def as_token_source(provider: Any, cache: TokenCache | None) -> TokenSource:
+    """Our managers as they are; any other SDK provider through a ``TokenCache``."""
+    if isinstance(provider, OAuthTokenManager) or hasattr(provider, "async_token"):
+        return provider  # type: ignore[no-any-return]
+    return CacheSource(cache if cache is not None else TokenCache(provider))
 
 
 def _apply_key(request: httpx2.Request, key: str) -> None:
