@@ -387,10 +387,10 @@ def test_outage_without_a_fallback_is_a_clear_error(
     expired: tuple[str, str], oauth_env: FakeAnthropic, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger=LOGGER)
-    oauth_env.token_faults += [OUTAGES["503"], OUTAGES["503"]]
+    oauth_env.token_faults.append(OUTAGES["503"])  # spent by the refresh at construction
     client = ClaudeClient(max_retries=0)
     assert client.auth_method == "oauth"
-    with pytest.raises(anthropic.APIConnectionError) as caught:
+    with pytest.raises(anthropic.APIConnectionError) as caught:  # backing off: no POST
         create(client)
     cause = caught.value.__cause__
     assert isinstance(cause, TokenRefreshError)
