@@ -133,6 +133,22 @@ def test_a_threshold_above_the_lifetime_refreshes_once_per_half_lifetime(
     assert server.token_posts == 2 and server.invalid_grants == 0
 
 
+def test_a_threshold_below_the_lifetime_is_used_as_given(
+    server: FakeAnthropic, token_path: Path, clock: Clock
+) -> None:
+    server.access_token_lifetime = 600
+    expired_login(server, token_path)
+    manager = OAuthTokenManager(
+        token_file=token_path, token_url=server.token_url, refresh_threshold=500, clock=clock
+    )
+    first = manager.get_valid_token()
+    clock.advance(90)  # 510 s left: more than the threshold, though past no half-lifetime cap
+    assert manager.get_valid_token() == first and server.token_posts == 1
+    clock.advance(20)  # 490 s left: inside the 500 s threshold the caller asked for
+    assert manager.get_valid_token() != first
+    assert server.token_posts == 2 and server.invalid_grants == 0
+
+
 # ----- 9. merge, don't overwrite; a stale write-back is not adopted ----------------------------
 
 

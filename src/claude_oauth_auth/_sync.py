@@ -92,13 +92,13 @@ class StoreSync:
         return bool(self.access_token) and (expiry is None or expiry > self._clock())
 
     def _threshold(self) -> float:
-        """The refresh threshold, capped at half the lifetime the endpoint last granted, so a
-        threshold at or above a token's lifetime refreshes once per half-lifetime, not on
-        every request."""
+        """The refresh threshold; one at or above the lifetime the endpoint last granted is
+        capped at half that lifetime, so it refreshes once per half-lifetime, not on every
+        request. A threshold below the lifetime is used as given (a sidecar's, say)."""
         lifetime = self._granted_lifetime
-        if lifetime is None:
+        if lifetime is None or self.refresh_threshold < lifetime:
             return self.refresh_threshold
-        return min(self.refresh_threshold, lifetime / 2)
+        return lifetime / 2
 
     def _fresh(self, now: float) -> bool:
         expiry = self.token_expiry
