@@ -1,0 +1,123 @@
+"""The command line's help texts: the description, each command's epilog, option help."""
+
+__all__ = [
+    "DESCRIPTION",
+    "KEEP_FRESH_EPILOG",
+    "LOGOUT_EPILOG",
+    "MOVE_EPILOG",
+    "REFRESH_EPILOG",
+    "SAVE_EPILOG",
+    "STATUS_EPILOG",
+    "STORE_HELP",
+    "TOKEN_EPILOG",
+]
+
+DESCRIPTION = """\
+Find, check and maintain the credentials claude-oauth-auth uses to call the Claude API.
+
+exit codes:
+  0  ok
+  1  no usable credential, a setting the client refuses, the API or the token endpoint
+     refused the request, or bad input
+  2  usage error (including a command that needs --show or --yes to go on)
+
+--debug and --json may come before or after the command.
+"""
+
+STATUS_EPILOG = """\
+examples:
+  claude-oauth-auth status           the credential in use, every source, and what to fix
+  claude-oauth-auth status --json    the same as JSON (never a secret)
+  claude-oauth-auth status --check   also ask the API (one models list call) whether it works
+
+Offline unless --check is given. Exits 0 when a usable credential exists, 1 when none does
+or a setting makes a source unusable (a bad CLAUDE_OAUTH_TOKEN_URL, a bad
+CLAUDE_TOKEN_REFRESH_THRESHOLD, a bad "token_url" in a token file), and with --check also
+when the API refuses the credential or cannot be reached.
+"""
+
+TOKEN_EPILOG = """\
+examples:
+  curl -H "$(claude-oauth-auth token --header)" -H "anthropic-version: 2023-06-01" \
+      https://api.anthropic.com/v1/models
+  claude-oauth-auth token --header | curl -H @- ...   the same, header lines from stdin
+  claude-oauth-auth token --json | jq .expires_at
+  claude-oauth-auth token --show    print it on this terminal anyway
+
+--header prints the header lines a client sends for the credential: for OAuth
+"Authorization: Bearer …" and "anthropic-beta: oauth-2025-04-20"; for an API key or a
+bearer token what the SDK sends for it.
+
+Prints the credential a client would use (an OAuth access token, refreshed first when it is
+close to expiry; or the bearer token or API key in use) and nothing else. Refuses to print to
+a terminal unless --show is given: a token on screen is a token in scrollback.
+Exits 0 on success, 1 when there is no usable credential or the refresh is refused,
+2 on a terminal without --show.
+"""
+
+REFRESH_EPILOG = """\
+examples:
+  claude-oauth-auth refresh          refresh now and print the new expiry
+  claude-oauth-auth refresh --json   the same as JSON
+
+Forces a refresh of the OAuth credential in use and saves the rotated tokens where they came
+from. Never prints a token. Exits 0 on success, 1 when the credential in use cannot be
+refreshed or the token endpoint refuses.
+"""
+
+SAVE_EPILOG = """\
+examples:
+  claude-oauth-auth save < tokens.json   then delete tokens.json
+  pbpaste | claude-oauth-auth save       from the clipboard (macOS)
+  claude-oauth-auth save                 paste on the terminal (not echoed), then Ctrl-D
+
+  where the JSON looks like
+  {"access_token": "...", "refresh_token": "...", "expires_in": 28800}
+
+Reads one JSON object on standard input: "access_token" (required), "refresh_token"
+(recommended: without it the token cannot be renewed), and "token_expiry" (unix seconds) or
+"expires_in" (seconds from now); optional "client_id", "token_url", "scopes". A token
+endpoint's answer can be piped in as it is. Writes $CLAUDE_AUTH_FILE, or
+~/.config/claude/auth.json, as a 0600 file, atomically and under the refresh lock.
+Exits 0 when saved, 1 on invalid input (the existing file is left untouched).
+"""
+
+LOGOUT_EPILOG = """\
+examples:
+  claude-oauth-auth logout          asks before deleting (on a terminal)
+  claude-oauth-auth logout --yes    deletes without asking
+
+Deletes claude-oauth-auth's own token file ($CLAUDE_AUTH_FILE, or ~/.config/claude/auth.json).
+Never touches Claude Code's credentials: log out of Claude Code with `claude` and /logout.
+Exits 0 when deleted or already absent, 1 when declined or refused, 2 without a terminal
+and without --yes.
+"""
+
+MOVE_EPILOG = """\
+examples:
+  claude-oauth-auth move --from ~/.config/claude/auth.json --to redis://redis:6379/0
+  claude-oauth-auth move --from keyring: --to rediss://:PASSWORD@cache.example:6380/0
+
+Writes the login to --to (refused when that store holds another login), reads it back, then
+deletes it from --from (a token file's path or a store URL), all under the source's lock:
+a refresh token works in one place only. Refuses Claude Code's own login. Stop the programs
+that use the source first. Exits 0 when moved, 1 when refused or when a step failed.
+"""
+
+KEEP_FRESH_EPILOG = """\
+examples:
+  claude-oauth-auth keep-fresh --store redis://redis:6379/0
+  CLAUDE_TOKEN_STORE=redis://redis:6379/0 claude-oauth-auth keep-fresh --ahead 900
+
+Refreshes the login in --store (else $CLAUDE_TOKEN_STORE, else our token file) between
+--ahead - --jitter and --ahead seconds before it expires, so that workers never refresh it
+themselves. One line per refresh on standard output. Between refreshes, writes back a login
+that Redis lost (checked every --check-every seconds). Exits 0 on SIGTERM or SIGINT, 1 when
+the login is dead or was deleted (log in again), 2 on bad options.
+"""
+
+
+STORE_HELP = (
+    "a token store instead of our token file: file:///PATH, keyring:, "
+    "keyring://SERVICE/USERNAME, redis://HOST:PORT/DB[?key=NAME]"
+)
