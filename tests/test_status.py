@@ -303,3 +303,27 @@ def test_global_flags_before_or_after_the_command(monkeypatch: pytest.MonkeyPatc
         result = run(*arguments)
         assert result.returncode == 0 and json.loads(result.stdout)["source"] == "api_key_env"
     assert run("--json", "logout").returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "argument"),
+    [
+        ("CLAUDE_TOKEN_REFRESH_THRESHOLD", "5m", {"refresh_threshold": 600}),
+        ("CLAUDE_OAUTH_TOKEN_URL", "http://example.com/token", {"token_url": "https://x.test/t"}),
+    ],
+)
+def test_a_client_argument_wins_over_a_bad_variable_of_the_same_setting(
+    variable: str,
+    value: str,
+    argument: dict[str, object],
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from claude_oauth_auth import UnifiedAuthManager
+
+    write_auth_file(auth_file_path(home), ACCESS, REFRESH)
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(Exception, match="No Claude credentials"):
+        UnifiedAuthManager()  # the variable alone makes auth.json unusable
+    auth = UnifiedAuthManager(**argument)  # type: ignore[arg-type]
+    assert (auth.source, auth.auth_method) == ("auth_file", "oauth")

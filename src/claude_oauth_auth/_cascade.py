@@ -184,7 +184,7 @@ class UnifiedAuthManager(FailoverMixin):
         for name in self._sources:
             if name == "explicit":
                 continue
-            report, credential = check_source(name)
+            report, credential = check_source(name, self._manager_options)
             self._reports[name] = report
             log.debug("Source %s is %s: %s", name, report.state, report.detail)
             if report.state == "invalid":

@@ -51,6 +51,7 @@ class FailoverMixin:
     token_source: Any
     _sources: Sequence[str]
     _reports: dict[str, SourceReport]
+    _manager_options: dict[str, Any]
     _lock: threading.Lock
     _fallback: Fallback | None = None
     _probing = False
@@ -85,7 +86,7 @@ class FailoverMixin:
         names = [name for name in self._sources if name != "explicit"]
         start = names.index(failed.source) + 1 if failed.source in names else 0
         for name in names[start:]:
-            report, credential = check_source(name)
+            report, credential = check_source(name, self._manager_options)
             if self._reports.get(name, report).state == "not_checked":
                 self._reports[name] = report
             if credential is None or _same_place(credential, failed, self.credential):

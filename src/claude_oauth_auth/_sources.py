@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -113,8 +114,26 @@ def validate_sources(sources: Sequence[str] | None) -> tuple[str, ...]:
     return chosen
 
 
-def check_source(name: str) -> tuple[SourceReport, Credential | None]:
-    """Look at one non-explicit source; never raises for missing or broken input."""
+_SETTINGS: ContextVar[Mapping[str, Any] | None] = ContextVar(
+    "claude_oauth_auth_settings", default=None
+)
+"""The client's own ``refresh_threshold=`` / ``token_url=`` while its sources are checked."""
+
+
+def check_source(
+    name: str, settings: Mapping[str, Any] | None = None
+) -> tuple[SourceReport, Credential | None]:
+    """Look at one non-explicit source; never raises for missing or broken input.
+
+    ``settings``: the arguments the manager would get (``refresh_threshold``, ``token_url``),
+    which win over the environment and the file when judging the source's configuration.
+    """
+    if settings:
+        token = _SETTINGS.set(settings)
+        try:
+            return check_source(name)
+        finally:
+            _SETTINGS.reset(token)
     checks: dict[str, Callable[[], tuple[SourceReport, Credential | None]]] = {
         "auth_file_env": _check_auth_file_env,
         "token_store_env": _check_token_store_env,
@@ -197,13 +216,16 @@ def configuration_problem(tokens: TokenSet) -> str | None:
     The same checks, and the same words, as ``OAuthTokenManager``: a source the client would
     refuse is reported invalid, so the cascade moves on and ``status`` agrees with the client.
     """
+    settings = _SETTINGS.get() or {}
+    given_url = settings.get("token_url")
     try:
-        _config.refresh_threshold()
-        url = _config.env_value(ENV.TOKEN_URL) or tokens.extra.get("token_url")
+        _config.refresh_threshold(settings.get("refresh_threshold"))
+        url = given_url or _config.env_value(ENV.TOKEN_URL) or tokens.extra.get("token_url")
         if isinstance(url, str):
             _config.validate_token_url(url)
     except ValueError as error:
-        named = _config.env_value(ENV.TOKEN_URL) is None and "token_url" in tokens.extra
+        named = not given_url and _config.env_value(ENV.TOKEN_URL) is None
+        named = named and "token_url" in tokens.extra
         return f'its "token_url": {error}' if named and "token URL" in str(error) else str(error)
     return None
 
