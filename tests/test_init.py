@@ -135,3 +135,25 @@ def test_core_and_dev_installs_pull_in_no_framework() -> None:
     assert not core_and_dev & set(frameworks.values())
     for extra, package in frameworks.items():
         assert pulled(extras[extra]) == {package}, extra
+
+
+def test_every_public_class_and_its_own_init_say_what_they_are() -> None:
+    import dataclasses
+    import inspect
+
+    import claude_oauth_auth.stores
+
+    missing = []
+    for module in (claude_oauth_auth, claude_oauth_auth.stores):
+        for name in module.__all__:
+            value = getattr(module, name)
+            if not inspect.isclass(value):
+                continue
+            if not (value.__doc__ or "").strip():
+                missing.append(name)
+            init = value.__dict__.get("__init__")
+            generated = dataclasses.is_dataclass(value) or init is None
+            generated = generated or getattr(value, "_is_protocol", False)
+            if not generated and not (init.__doc__ or "").strip():
+                missing.append(f"{name}.__init__")
+    assert missing == []

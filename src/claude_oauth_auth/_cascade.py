@@ -92,6 +92,28 @@ class UnifiedAuthManager(FailoverMixin):
         token_url: str | None = None,
         base_url: str | None = None,
     ) -> None:
+        """Run the cascade now and keep the first usable credential.
+
+        Args:
+            api_key: An API key (an explicit credential: the cascade is not searched).
+            auth_token: A static bearer token.
+            oauth_manager: An ``OAuthTokenManager`` of your own.
+            credentials: Any SDK credentials provider.
+            token_file: A token file to refresh through an ``OAuthTokenManager``.
+            store: A ``TokenStore`` to refresh through an ``OAuthTokenManager``.
+            profile: An SDK profile name, as ``anthropic.Anthropic(profile=)``.
+            config: An SDK profile configuration, as ``anthropic.Anthropic(config=)``.
+            sources: Which cascade steps to search, in which order (names from
+                ``status``); default all.
+            refresh_threshold: Passed to the token managers it builds.
+            client_id: Passed to the token managers it builds.
+            token_url: Passed to the token managers it builds.
+            base_url: The client's API base URL (an SDK profile's token endpoint is on it).
+
+        Raises:
+            NoCredentialsError: No source gave a usable credential (the message lists them).
+            ValueError: More than one credential argument, or a bad one.
+        """
         explicit = {
             name: value
             for name, value in (

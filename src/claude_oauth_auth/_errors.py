@@ -32,6 +32,8 @@ class StoreError(ClaudeAuthError):
     """A token store cannot be used right now; ``location`` and ``reason`` say which and why."""
 
     def __init__(self, location: str, reason: str, fix: str | None = None) -> None:
+        """``location`` names the store (never a secret), ``reason`` what is wrong, ``fix`` what
+        to do."""
         self.location = location
         self.reason = reason
         self.fix = fix
@@ -45,6 +47,7 @@ class StoreConflict(StoreError):
     """``save`` found the store at another version than expected: someone else wrote first."""
 
     def __init__(self, location: str, reason: str = "changed since it was read") -> None:
+        """``location``: the store that moved on since it was read."""
         super().__init__(location, reason)
 
 
@@ -52,6 +55,7 @@ class TokenFileError(StoreError):
     """A token file exists but cannot be used; ``path`` and ``reason`` say why."""
 
     def __init__(self, path: str, reason: str, fix: str | None = None) -> None:
+        """``path``: the token file; ``reason``: what is wrong with it; ``fix``: what to do."""
         self.path = path
         super().__init__(path, reason, fix)
 
@@ -60,5 +64,6 @@ class TokenRefreshError(ClaudeAuthError):
     """A transient refresh failure (network, 5xx, 429, a malformed answer)."""
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        """``retry_after``: seconds until the next attempt, when known."""
         self.retry_after = retry_after
         super().__init__(message)

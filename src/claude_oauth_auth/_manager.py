@@ -94,6 +94,27 @@ class OAuthTokenManager(RefreshSteps):
         clock: Callable[[], float] | None = None,
         grant: Grant | None = None,
     ) -> None:
+        """Load tokens from a store (or take them as arguments) and get ready to refresh them.
+
+        Args:
+            access_token: An access token to start with (with ``refresh_token`` and
+                ``token_expiry``, unix seconds); without them the store is read now.
+            refresh_token: The refresh token that goes with ``access_token``.
+            token_expiry: When ``access_token`` expires, in unix seconds.
+            token_file: A token file of either shape (``FileStore``); the default is the
+                first existing of ``CLAUDE_AUTH_FILE``, ``auth.json`` and Claude Code's file.
+            store: Any ``TokenStore`` instead of a file (not with ``token_file``).
+            client_id: The OAuth client id (else ``CLAUDE_OAUTH_CLIENT_ID``, the file's, or
+                Claude Code's public client).
+            token_url: The token endpoint (else ``CLAUDE_OAUTH_TOKEN_URL``, the file's, or the
+                default); plain ``http://`` only for loopback.
+            refresh_threshold: Seconds before expiry to refresh (else
+                ``CLAUDE_TOKEN_REFRESH_THRESHOLD``, else 300).
+            clock: The time source, in unix seconds (tests).
+            grant: Replaces the refresh POST: ``grant(token_url, refresh_token, client_id)``
+                returns a ``TokenSet``; ``refresh_token`` is a masked ``Secret``
+                (``.reveal()`` gives the text).
+        """
         if store is not None and token_file is not None:
             raise ValueError("pass token_file= or store=, not both")
         self._explicit_client_id = client_id or _config.env_value(_config.ENV.CLIENT_ID)

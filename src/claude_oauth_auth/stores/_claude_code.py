@@ -40,6 +40,8 @@ class ClaudeCodeStore:
         *,
         keychains: list[Keychain] | None = None,
     ) -> None:
+        """Claude Code's file at ``path`` (default: its usual place) and, on macOS, its Keychain
+        item; ``keychains`` replaces the Keychain lookups (tests, other platforms)."""
         self.file = FileStore(path if path is not None else _config.claude_code_file())
         if keychains is None and keychain_enabled():
             keychains = Keychain.candidates(_config.env_value(_config.ENV.CONFIG_DIR))

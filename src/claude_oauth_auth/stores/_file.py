@@ -40,6 +40,7 @@ class FileStore:
     poll_interval: float | None = 1.0
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        """A store over the token file at ``path`` (``~`` expanded); the file need not exist yet."""
         self.path = _config.expand_path(path)
         self._shape: FileShape | None = None
 

@@ -52,6 +52,7 @@ class KeyringStore:
     poll_interval: float | None = 5.0
 
     def __init__(self, service: str = "claude-oauth-auth", username: str = "default") -> None:
+        """The OS keyring entry ``service``/``username`` (needs the ``[keyring]`` extra)."""
         if not service or not username:
             raise ValueError("KeyringStore needs a non-empty service and username")
         self.service = service

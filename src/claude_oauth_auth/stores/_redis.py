@@ -101,6 +101,11 @@ class RedisStore:
         key: str = DEFAULT_KEY,
         lease_seconds: float = 90.0,
     ) -> None:
+        """Tokens under ``key`` in the Redis at ``url`` (``redis://``/``rediss://``), or on a
+        ``client`` you built (Sentinel, Cluster, TLS). ``lease_seconds`` is how long a refresh
+        lease lasts if its holder dies; it is renewed while the holder works. Needs the
+        ``[redis]`` extra.
+        """
         if (url is None) == (client is None):
             raise TypeError("RedisStore needs exactly one of url= or client=")
         if not isinstance(key, str) or not key:

@@ -35,6 +35,8 @@ class SdkProfileStore:
     def __init__(
         self, path: str | os.PathLike[str], *, profile: str = "default", refreshable: bool = True
     ) -> None:
+        """The SDK's ``credentials/<profile>.json`` at ``path``; ``refreshable=False`` for a
+        profile without a ``client_id`` (its tokens are re-read, never refreshed)."""
         self.path = _config.expand_path(path)
         self.profile = profile
         self.refreshable = refreshable
