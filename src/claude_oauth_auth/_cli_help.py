@@ -38,7 +38,7 @@ when the API refuses the credential or cannot be reached.
 
 TOKEN_EPILOG = """\
 examples:
-  curl -H "$(claude-oauth-auth token --header)" -H "anthropic-version: 2023-06-01" \
+  curl -H "$(claude-oauth-auth token --header)" -H "anthropic-version: 2023-06-01" \\
       https://api.anthropic.com/v1/models
   claude-oauth-auth token --header | curl -H @- ...   the same, header lines from stdin
   claude-oauth-auth token --json | jq .expires_at
@@ -70,6 +70,7 @@ examples:
   claude-oauth-auth save < tokens.json   then delete tokens.json
   pbpaste | claude-oauth-auth save       from the clipboard (macOS)
   claude-oauth-auth save                 paste on the terminal (not echoed), then Ctrl-D
+  claude-oauth-auth save --store redis://redis:6379/0 < tokens.json   seed a shared store
 
   where the JSON looks like
   {"access_token": "...", "refresh_token": "...", "expires_in": 28800}
@@ -77,18 +78,20 @@ examples:
 Reads one JSON object on standard input: "access_token" (required), "refresh_token"
 (recommended: without it the token cannot be renewed), and "token_expiry" (unix seconds) or
 "expires_in" (seconds from now); optional "client_id", "token_url", "scopes". A token
-endpoint's answer can be piped in as it is. Writes $CLAUDE_AUTH_FILE, or
-~/.config/claude/auth.json, as a 0600 file, atomically and under the refresh lock.
-Exits 0 when saved, 1 on invalid input (the existing file is left untouched).
+endpoint's answer can be piped in as it is. Writes the --store given, else $CLAUDE_AUTH_FILE,
+else ~/.config/claude/auth.json (a 0600 file), atomically and under the refresh lock. Refuses
+Claude Code's own credentials file. Exits 0 when saved, 1 on invalid input (what was stored
+is left untouched).
 """
 
 LOGOUT_EPILOG = """\
 examples:
   claude-oauth-auth logout          asks before deleting (on a terminal)
   claude-oauth-auth logout --yes    deletes without asking
+  claude-oauth-auth logout --store redis://redis:6379/0 --yes   a shared store's login
 
-Deletes claude-oauth-auth's own token file ($CLAUDE_AUTH_FILE, or ~/.config/claude/auth.json).
-Never touches Claude Code's credentials: log out of Claude Code with `claude` and /logout.
+Deletes the login in --store, else claude-oauth-auth's own token file ($CLAUDE_AUTH_FILE, or
+~/.config/claude/auth.json). Never touches Claude Code's credentials: log out of Claude Code with `claude` and /logout.
 Exits 0 when deleted or already absent, 1 when declined or refused, 2 without a terminal
 and without --yes.
 """
@@ -119,5 +122,5 @@ the login is dead or was deleted (log in again), 2 on bad options.
 
 STORE_HELP = (
     "a token store instead of our token file: file:///PATH, keyring:, "
-    "keyring://SERVICE/USERNAME, redis://HOST:PORT/DB[?key=NAME]"
+    "keyring://SERVICE/USERNAME, redis[s]://HOST:PORT/DB[?key=NAME]"
 )
