@@ -91,9 +91,9 @@ examples:
   claude-oauth-auth logout --store redis://redis:6379/0 --yes   a shared store's login
 
 Deletes the login in --store, else claude-oauth-auth's own token file ($CLAUDE_AUTH_FILE, or
-~/.config/claude/auth.json). Never touches Claude Code's credentials: log out of Claude Code with `claude` and /logout.
-Exits 0 when deleted or already absent, 1 when declined or refused, 2 without a terminal
-and without --yes.
+~/.config/claude/auth.json). Never touches Claude Code's credentials: log out of Claude
+Code with `claude` and /logout. Exits 0 when deleted or already absent, 1 when declined or
+refused, 2 without a terminal and without --yes.
 """
 
 MOVE_EPILOG = """\
