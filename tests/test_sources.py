@@ -448,3 +448,16 @@ def test_status_reads_profiles_without_importing_anthropic(home: Path) -> None:
 
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-800:]
+
+
+def test_the_no_credentials_message_lists_every_source_in_aligned_columns() -> None:
+    from claude_oauth_auth import NoCredentialsError, UnifiedAuthManager
+
+    with pytest.raises(NoCredentialsError) as caught:
+        UnifiedAuthManager()
+    rows = [line for line in str(caught.value).splitlines() if line.startswith("  ")]
+    names = [row.split()[0] for row in rows]
+    assert names == ["explicit", *SOURCE_NAMES[1:]]
+    pairs = zip(rows, names, strict=True)
+    columns = {row.index(" absent ", len("  " + name)) for row, name in pairs}
+    assert len(columns) == 1, rows

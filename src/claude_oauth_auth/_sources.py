@@ -305,8 +305,9 @@ def _check_env(source: str, variable: str, kind: Kind) -> tuple[SourceReport, Cr
 def explain_reports(reports: Sequence[SourceReport]) -> str:
     """The checked sources as an aligned list, then how to fix a missing credential."""
     lines = ["Sources checked, in order:"]
+    width = max((len(report.name) for report in reports), default=0)
     for report in reports:
-        lines.append(f"  {report.name:<16} {report.state:<12} {report.detail}")
+        lines.append(f"  {report.name:<{width}} {report.state:<12} {report.detail}")
     lines.append(
         f"To fix: set {ENV.API_KEY} (create a key at https://console.anthropic.com/), "
         "log in with Claude Code (run `claude`, then /login), "
