@@ -229,7 +229,8 @@ def _explain(error: Exception) -> CommandError:
             f"{fix}; `claude-oauth-auth status` shows every source"
             if fix and " is broken;" in fix
             else "run `claude-oauth-auth status` to see what each source holds, then set "
-            "ANTHROPIC_API_KEY, log in with Claude Code, or run `claude-oauth-auth save`",
+            "ANTHROPIC_API_KEY, create an SDK profile (`ant auth login`), log in with Claude "
+            "Code, or run `claude-oauth-auth save`",
         )
     if is_sdk_error(error, "OAuthRefreshError"):
         return CommandError(str(error), LOGIN_FIX)
