@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import litellm
 import pytest
 from anthropic.lib.credentials import AccessToken
 from conftest import MODEL, PROMPT, Login, assert_sent_api_key, assert_sent_oauth, refreshed_once
-from fakeapi import FakeAnthropic
+from fakeapi import FakeAnthropic, Fault
 from helpers import auth_file_path, write_auth_file
 
 from claude_oauth_auth import UnifiedAuthManager
@@ -154,3 +155,42 @@ def test_a_bearer_litellm_would_send_as_x_api_key_is_refused(
     with pytest.raises(ValueError, match="x-api-key") as caught:
         litellm_kwargs()
     assert "gateway-token" not in str(caught.value)
+
+
+def _last(server: FakeAnthropic) -> tuple[str, str | None]:
+    with server.lock:
+        record = server.api_requests[-1]
+    return record.auth_kind, record.token
+
+
+def test_an_outage_with_an_expired_token_falls_back_then_returns_to_oauth(
+    short_oauth: Login, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = short_oauth.server
+    key = server.add_api_key()
+    monkeypatch.setenv("ANTHROPIC_API_KEY", key)
+    litellm_completion(model=LITELLM_MODEL, messages=PROMPT, max_tokens=5)
+    assert _last(server) == ("oauth", short_oauth.access_token)
+    short_oauth.wait_until_expired()
+    server.token_faults.append(Fault(503, {"error": "overloaded"}, headers={"Retry-After": "1"}))
+    litellm_completion(model=LITELLM_MODEL, messages=PROMPT, max_tokens=5)
+    assert _last(server) == ("api_key", key)  # the endpoint is down: the key, not an error
+    time.sleep(1.1)  # the endpoint is back and the retry is due
+    litellm_completion(model=LITELLM_MODEL, messages=PROMPT, max_tokens=5)
+    kind, token = _last(server)
+    assert kind == "oauth" and token != short_oauth.access_token
+    assert server.token_posts == 2 and server.invalid_grants == 0
+
+
+def test_a_dead_login_falls_back_to_an_oauth_token_below_it(
+    short_oauth: Login, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = short_oauth.server
+    long_lived, _ = server.issue_tokens(expires_in=3600)
+    monkeypatch.setenv("CLAUDE_CODE_OAUTH_TOKEN", long_lived)
+    litellm_completion(model=LITELLM_MODEL, messages=PROMPT, max_tokens=5)
+    server.revoke_refresh_token(short_oauth.refresh_token)
+    short_oauth.wait_until_expired()
+    litellm_completion(model=LITELLM_MODEL, messages=PROMPT, max_tokens=5)
+    assert _last(server) == ("oauth", long_lived)
+    assert_sent_oauth(server)

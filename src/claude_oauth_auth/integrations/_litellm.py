@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._cascade import UnifiedAuthManager
+from .._errors import StoreError, TokenRefreshError
 from .._sdk_errors import OAuthRefreshError
+from .._sources import SOURCE_NAMES, Credential
 from ._extras import require
 
 __all__ = [
@@ -32,6 +34,7 @@ OAUTH_BETA = "oauth-2025-04-20"
 OAUTH_TOKEN_PREFIX = "sk-ant-oat"
 """LiteLLM sends a token as a bearer (not as ``x-api-key``) only when it starts with this."""
 CLAUDE_CODE_ONLY = "only authorized for use with claude code"
+MAX_SWITCHES = len(SOURCE_NAMES) + 1
 
 
 @dataclass(frozen=True)
@@ -91,31 +94,62 @@ class LiteLLMAuth:
     # ----- policy ------------------------------------------------------------------------------
 
     def _credential(self, *, rejected: str | None) -> _Sent:
-        credential = self.auth_manager.active_credential
-        if credential.kind != "oauth":
-            return _static(credential.kind, credential.secret or "")
-        try:
-            token = _token(self.auth_manager.token_source, rejected)
-        except OAuthRefreshError as error:
-            return self._fallback_or_raise(error)
-        return _oauth(token)
+        """The credential for a call: OAuth while it works, else the next usable source."""
+        auth = self.auth_manager
+        # After an outage, one call at a time tries OAuth again.
+        if rejected is None and auth._probe_due() and auth._start_probe():
+            try:
+                token = _token(auth.token_source, None)
+            except Exception as error:
+                auth._finish_probe(error)
+            else:
+                auth._finish_probe(None)
+                return _oauth(token)
+        for _ in range(MAX_SWITCHES):
+            credential = auth.active_credential
+            if credential.kind != "oauth":
+                return _static(credential.kind, credential.secret or "")
+            try:
+                return _oauth(_token(auth.active_token_source, rejected))
+            except (OAuthRefreshError, TokenRefreshError, StoreError) as error:
+                self._fail_over(credential, error)
+            rejected = None
+        raise RuntimeError("no credential settled after moving down the whole cascade")
 
     async def _acredential(self, *, rejected: str | None) -> _Sent:
-        credential = self.auth_manager.active_credential
-        if credential.kind != "oauth":
-            return _static(credential.kind, credential.secret or "")
-        try:
-            token = await _atoken(self.auth_manager.token_source, rejected)
-        except OAuthRefreshError as error:
-            return self._fallback_or_raise(error)
-        return _oauth(token)
+        auth = self.auth_manager
+        if rejected is None and auth._probe_due() and auth._start_probe():
+            try:
+                token = await _atoken(auth.token_source, None)
+            except Exception as error:
+                auth._finish_probe(error)
+            else:
+                auth._finish_probe(None)
+                return _oauth(token)
+        for _ in range(MAX_SWITCHES):
+            credential = auth.active_credential
+            if credential.kind != "oauth":
+                return _static(credential.kind, credential.secret or "")
+            try:
+                return _oauth(await _atoken(auth.active_token_source, rejected))
+            except (OAuthRefreshError, TokenRefreshError, StoreError) as error:
+                self._fail_over(credential, error)
+            rejected = None
+        raise RuntimeError("no credential settled after moving down the whole cascade")
 
-    def _fallback_or_raise(self, error: OAuthRefreshError) -> _Sent:
-        """A refresh was refused: use the fallback API key, or raise that refusal."""
-        key = self.auth_manager.switch_to_fallback(str(error))
-        if key is None:
+    def _fail_over(self, failed: Credential, error: Exception) -> None:
+        """``failed`` stopped working: move down the cascade, or raise ``error``.
+
+        A refused refresh is final; a temporary failure (endpoint or store) is retried later,
+        one call at a time, as ``ClaudeClient`` does.
+        """
+        temporary = not isinstance(error, OAuthRefreshError)
+        retry_after = getattr(error, "retry_after", None)
+        following = self.auth_manager.fail_over(
+            failed, str(error), temporary=temporary, retry_after=retry_after
+        )
+        if following is None:
             raise error
-        return _static("api_key", key)
 
     def _retry_credential(self, error: Exception, sent: _Sent, litellm: Any) -> _Sent | None:
         """The credential to send again after ``error``, or None to let the error stand."""
@@ -137,11 +171,13 @@ class LiteLLMAuth:
         return None if retry is None or retry.kwargs == sent.kwargs else retry
 
     def _switch(self) -> _Sent | None:
-        key = self.auth_manager.switch_to_fallback(
+        auth = self.auth_manager
+        following = auth.fail_over(
+            auth.active_credential,
             "the API answered that this OAuth credential is only authorized for use with "
-            "Claude Code"
+            "Claude Code",
         )
-        return None if key is None else _static("api_key", key)
+        return None if following is None else self._credential(rejected=None)
 
 
 def _refusal(error: Exception, sent: _Sent, litellm: Any) -> str | None:
