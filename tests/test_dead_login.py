@@ -169,3 +169,14 @@ def test_a_refusal_other_than_invalid_grant_is_not_shared(
         OAuthTokenManager(token_file=path).get_valid_token()
     assert OAuthTokenManager(token_file=path).get_valid_token() != access
     assert (oauth_env.token_posts, oauth_env.invalid_grants) == (2, 0)
+
+
+def test_a_garbled_verdict_in_the_state_file_is_ignored(
+    oauth_env: FakeAnthropic, home: Path
+) -> None:
+    access, refresh = oauth_env.issue_tokens(expires_in=-5)
+    path = write_auth_file(auth_file_path(home), access, refresh, expires_in=-5)
+    garbled = [1, "x", {"key": 5, "reason": "r"}, {"key": "k", "reason": ""}, {"key": "k"}]
+    path.with_name("auth.json.oauth.state").write_text(json.dumps({"refused": garbled}))
+    assert OAuthTokenManager(token_file=path).get_valid_token() != access
+    assert (oauth_env.token_posts, oauth_env.invalid_grants) == (1, 0)
