@@ -11,7 +11,9 @@ Two ways to give the fleet one login, on fresh tokens and a fresh server each:
   every worker has only ``CLAUDE_TOKEN_STORE=redis://…``; ``ClaudeClient()``.
 * ``copied_files``: the same login copied into each host's ``~/.config/claude/auth.json``;
   ``ClaudeClient()``. Each host's file lock makes one refresh per host, and the token
-  endpoint accepts only the first: every other host's copy is dead.
+  endpoint accepts only the first: every other host's copy is dead. There, the first process
+  records the ``invalid_grant`` in the file's shared state, and the host's other processes
+  fail without sending the dead token again: one POST per host, ``hosts - 1`` refused.
 
 Reported per side: token POSTs, ``invalid_grant`` answers, failed requests (and their error
 types), how many of the stored logins still work afterwards, and the seconds from the release

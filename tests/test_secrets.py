@@ -328,7 +328,11 @@ def test_status_check_shows_no_secret_even_when_the_endpoint_echoes_one(
         Fault(400, {"error": "invalid_grant", "error_description": f"bad token {refresh}"})
     )
     assert sweep.cli("status", "--check", "--json") == 1
-    # The fault is spent: this time the refresh works and the check passes.
+    # The refusal is kept, scrubbed, beside the file for the other processes.
+    sweep.show(auth_file_path(home).with_name("auth.json.oauth.state").read_text())
+    # A new login: this time the refresh works and the check passes.
+    access, refresh = server.issue_tokens(expires_in=-5)
+    write_auth_file(auth_file_path(home), access, refresh, expires_in=-5)
     assert sweep.cli("status", "--check") == 0
     bad_key = "sk-ant-api03-" + "q" * 40 + "BAD7"
     sweep.planted.add(bad_key)

@@ -6,7 +6,8 @@ each step drawn from its upper half). Threads and coroutines share the manager's
 processes share ``<token file>.oauth.state`` (0600, beside the lock, no secret in it), read
 and written under the store's lock. It also lists digests of the refresh tokens recently
 spent, so a stale write-back of one of them by another program is recognised and not
-adopted.
+adopted, and of those the endpoint refused with ``invalid_grant`` (with its reason), so the
+next process under the lock raises that verdict instead of spending the dead token again.
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ __all__ = [
     "BACKOFF_BASE_SECONDS",
     "MAX_BACKOFF_SECONDS",
     "BackoffSchedule",
+    "Refusal",
     "SharedState",
     "backoff_delay",
     "read_shared_state",
+    "refusal_key",
     "state_path",
     "token_digest",
     "write_shared_state",
@@ -58,14 +61,31 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()[:32]
 
 
+def refusal_key(token_url: str, client_id: str, refresh_token: str) -> str:
+    """A digest naming one refresh token at one endpoint for one client: a verdict on it does
+    not outlive a fix of the token URL or the client id."""
+    return token_digest("\n".join((token_url, client_id, refresh_token)))
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The endpoint refused a refresh token (``key``: ``refusal_key``) for good: its words."""
+
+    key: str
+    reason: str
+    status: int | None
+
+
 @dataclass
 class SharedState:
-    """``retry_not_before`` in ``clock()`` seconds; ``failures`` in a row; ``spent`` digests."""
+    """``retry_not_before`` in ``clock()`` seconds; ``failures`` in a row; ``spent`` digests;
+    ``refused``: refresh tokens the endpoint refused."""
 
     retry_not_before: float = -math.inf
     failures: int = 0
     spent: list[str] = field(default_factory=list)
     last_error: str = ""
+    refused: list[Refusal] = field(default_factory=list)
 
     def remember_spent(self, digest: str) -> None:
         if digest not in self.spent:
@@ -111,7 +131,21 @@ def read_shared_state(path: Path) -> SharedState:
     error = document.get("last_error")
     if isinstance(error, str):
         state.last_error = error[:300]
+    refused = document.get("refused")
+    if isinstance(refused, list):
+        state.refused = [r for r in map(_refusal, refused) if r is not None][-MAX_SPENT:]
     return state
+
+
+def _refusal(item: object) -> Refusal | None:
+    if not isinstance(item, dict):
+        return None
+    key, reason, status = item.get("key"), item.get("reason"), item.get("status")
+    if not isinstance(key, str) or not isinstance(reason, str) or not reason:
+        return None
+    if not isinstance(status, int) or isinstance(status, bool):
+        status = None
+    return Refusal(key, reason[:300], status)
 
 
 def write_shared_state(path: Path, state: SharedState) -> None:
@@ -123,6 +157,10 @@ def write_shared_state(path: Path, state: SharedState) -> None:
         "failures": state.failures,
         "spent": state.spent,
         "last_error": state.last_error,
+        "refused": [
+            {"key": item.key, "reason": item.reason, "status": item.status}
+            for item in state.refused
+        ],
     }
     with contextlib.suppress(OSError):
         write_json_atomic(path, document)
@@ -138,8 +176,11 @@ class BackoffSchedule:
     _failures: int
     _last_error: str
     _spent: list[str]
+    _refused: list[Refusal]
     _rng: random.Random
     _holding_store_lock: bool
+    token_url: str
+    client_id: str
 
     @property
     def retry_in(self) -> float:
@@ -166,6 +207,18 @@ class BackoffSchedule:
         if digest not in self._spent:
             self._spent = [*self._spent, digest][-MAX_SPENT:]
 
+    def _refusal_of(self, token: str) -> Refusal | None:
+        """The verdict a process sharing the store recorded on ``token``, if any."""
+        key = refusal_key(self.token_url, self.client_id, token)
+        return next((item for item in self._refused if item.key == key), None)
+
+    def _record_refusal(self, token: Secret, reason: str, status: int | None) -> None:
+        """``invalid_grant``: tell every process sharing the store (under its lock)."""
+        key = refusal_key(self.token_url, self.client_id, token.reveal())
+        kept = [item for item in self._refused if item.key != key]
+        self._refused = [*kept, Refusal(key, reason[:300], status)][-MAX_SPENT:]
+        self._write_shared_backoff()
+
     def _state_file(self) -> Path | None:
         from .stores._file import path_of
 
@@ -181,6 +234,9 @@ class BackoffSchedule:
         for digest in state.spent:
             if digest not in self._spent:
                 self._spent = [*self._spent, digest][-MAX_SPENT:]
+        known = {item.key for item in self._refused}
+        fresh = [item for item in state.refused if item.key not in known]
+        self._refused = [*self._refused, *fresh][-MAX_SPENT:]
         if state.retry_not_before > self._retry_not_before:
             self._retry_not_before = state.retry_not_before
             self._failures = max(self._failures, state.failures)
@@ -190,7 +246,11 @@ class BackoffSchedule:
         path = self._state_file()
         if path is not None:
             state = SharedState(
-                self._retry_not_before, self._failures, list(self._spent), self._last_error
+                self._retry_not_before,
+                self._failures,
+                list(self._spent),
+                self._last_error,
+                list(self._refused),
             )
             write_shared_state(path, state)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import _config
+from ._backoff import Refusal
 from ._errors import StoreError, TokenRefreshError
 from ._hooks import HookStore, overrides_hooks
 from ._spend import RefreshSteps, default_grant
@@ -68,9 +69,11 @@ class OAuthTokenManager(RefreshSteps):
       used, otherwise a refresh is forced. A burst of forced calls refreshes once.
     - A refused refresh token stops OAuth until the store holds new tokens (after
       ``invalid_grant`` the store is re-read once more after a short wait, for a program that
-      rotated without our lock). A transient failure schedules the next attempt for every
-      thread and process (``_backoff``): meanwhile a still-valid token is served and an
-      expired one raises ``TokenRefreshError`` at once, without a POST.
+      rotated without our lock; the verdict is kept in the shared state, so the other
+      processes raise it without spending the dead token again). A transient failure
+      schedules the next attempt for every thread and process (``_backoff``): meanwhile a
+      still-valid token is served and an expired one raises ``TokenRefreshError`` at once,
+      without a POST.
     - A refresh token is not spent when the store cannot be written; a 200 carrying a new
       refresh token is saved even when the rest of the answer is unusable.
     - A save that fails keeps the new tokens in memory, logs one error and retries.
@@ -137,6 +140,7 @@ class OAuthTokenManager(RefreshSteps):
         self._failures = 0
         self._last_error = ""
         self._spent: list[str] = []
+        self._refused: list[Refusal] = []
         self._rng = random.Random()
         self._granted_lifetime: float | None = None
         self._failure: tuple[str, str | None, int | None] | None = None  # why, token, status

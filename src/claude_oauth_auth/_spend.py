@@ -49,6 +49,7 @@ class RefreshSteps(BackoffSchedule, StoreSync):
                     recover()  # a save of ours that a kill interrupted, holding newer tokens
                 self._reload_quietly()
                 self._read_shared_backoff()
+                self._adopt_shared_refusal()
                 replaced = self.access_token not in (
                     before.reveal(),
                     rejected.reveal() if rejected is not None else None,
@@ -68,6 +69,17 @@ class RefreshSteps(BackoffSchedule, StoreSync):
                 return self._spend_and_record()
             finally:
                 self._holding_store_lock = False
+
+    def _adopt_shared_refusal(self) -> None:
+        """Under the lock: a refresh token another process had refused is not spent again."""
+        token = self.refresh_token
+        verdict = None if self._failure is not None or token is None else self._refusal_of(token)
+        if verdict is not None and self.store is not None:
+            log.info(
+                "Another process using %s had this refresh token refused; not sending it again",
+                self.store.location,
+            )
+            self._failure = (verdict.reason, token, verdict.status)
 
     def _check_writable(self, store: TokenStore) -> None:
         """Don't spend a single-use refresh token whose successor could not be saved."""
@@ -107,6 +119,8 @@ class RefreshSteps(BackoffSchedule, StoreSync):
                 return self._current() if self.is_token_valid() else self._spend_refresh_token()
             message = f"the token endpoint refused the refresh token ({refused})"
             self._failure = (message, spent.reveal(), refused.status)
+            if refused.error == "invalid_grant":  # the token is dead, whoever sends it
+                self._record_refusal(spent, message, refused.status)
             self._raise_refused(message, refused.status)
         except PartialAnswer as partial:
             self._save_partial_answer(partial.tokens, spent)

@@ -1,0 +1,182 @@
+"""A dead login is declared once per token file, not once per process.
+
+The endpoint refuses a refresh token with ``invalid_grant``: the process that sent it records
+the verdict (a digest, the endpoint's words) in ``<token file>.oauth.state`` under the lock.
+Every other process that takes the lock on that file raises the same ``OAuthRefreshError``
+without sending the dead token again, and a new login saved to the file is used at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakeapi import FakeAnthropic, Fault
+from helpers import auth_file_path, read_json, write_auth_file
+
+from claude_oauth_auth import OAuthRefreshError, OAuthTokenManager
+
+REFUSED = "the token endpoint refused the refresh token (invalid_grant: Refresh token not found"
+
+CHILD = textwrap.dedent(
+    """
+    import json, os, sys, time, anthropic
+    mode, path, go_file = sys.argv[1:4]
+    if mode == "manager":
+        from claude_oauth_auth import OAuthTokenManager
+
+        manager = OAuthTokenManager(token_file=path)
+        client = anthropic.Anthropic(
+            credentials=manager, base_url=os.environ["ANTHROPIC_BASE_URL"], max_retries=0
+        )
+    else:
+        from claude_oauth_auth import ClaudeClient
+
+        client = ClaudeClient(max_retries=0)
+    print("ready", flush=True)
+    while not os.path.exists(go_file):
+        time.sleep(0.001)
+    try:
+        message = client.messages.create(
+            model="claude-test-1", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
+        )
+        outcome = {"text": message.content[0].text, "auth": getattr(client, "auth_method", None)}
+    except Exception as error:
+        outcome = {
+            "error": type(error).__name__,
+            "status": getattr(error, "endpoint_status", None),
+            "message": str(error),
+        }
+    print(json.dumps(outcome), flush=True)
+    """
+)
+
+
+def run_processes(mode: str, path: Path, count: int) -> list[dict[str, Any]]:
+    """``count`` children, each past its setup, released at once; what each one got."""
+    go_file = path.parent / f"go-{mode}"
+    go_file.unlink(missing_ok=True)
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, mode, str(path), str(go_file)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ),
+        )
+        for _ in range(count)
+    ]
+    for child in children:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+    go_file.touch()
+    outcomes = []
+    for child in children:
+        stdout, stderr = child.communicate(timeout=60)
+        assert child.returncode == 0, stderr[-800:]
+        outcomes.append(json.loads(stdout.strip().splitlines()[-1]))
+    return outcomes
+
+
+@pytest.fixture
+def dead_file(oauth_env: FakeAnthropic, home: Path) -> Path:
+    """auth.json with an expired access token and a refresh token the endpoint revoked."""
+    access, refresh = oauth_env.issue_tokens(expires_in=-5)
+    oauth_env.revoke_refresh_token(refresh)
+    return write_auth_file(auth_file_path(home), access, refresh, expires_in=-5)
+
+
+def refused(outcome: dict[str, Any]) -> bool:
+    return (
+        outcome.get("error") == "OAuthRefreshError"
+        and outcome.get("status") == 400
+        and REFUSED in outcome.get("message", "")
+    )
+
+
+def test_six_processes_on_a_dead_login_send_it_once(
+    oauth_env: FakeAnthropic, dead_file: Path
+) -> None:
+    outcomes = run_processes("manager", dead_file, 6)
+    assert (oauth_env.token_posts, oauth_env.invalid_grants) == (1, 1)
+    assert all(refused(outcome) for outcome in outcomes), outcomes
+    state_text = dead_file.with_name("auth.json.oauth.state").read_text()
+    assert read_json(dead_file)["refresh_token"] not in state_text  # a digest, not the token
+    assert [entry["status"] for entry in json.loads(state_text)["refused"]] == [400]
+
+
+def test_six_clients_on_a_dead_login_fall_back_to_the_key_after_one_post(
+    oauth_env: FakeAnthropic, dead_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", oauth_env.add_api_key())
+    outcomes = run_processes("client", dead_file, 6)
+    assert outcomes == [{"text": "Hello from fake API", "auth": "api_key"}] * 6
+    assert (oauth_env.token_posts, oauth_env.invalid_grants) == (1, 1)
+
+
+def test_a_new_login_saved_after_the_refusal_is_used(
+    oauth_env: FakeAnthropic, dead_file: Path
+) -> None:
+    assert all(refused(outcome) for outcome in run_processes("manager", dead_file, 3))
+    late = OAuthTokenManager(token_file=dead_file)  # learns the verdict from the state file
+    with pytest.raises(OAuthRefreshError, match="invalid_grant") as caught:
+        late.get_valid_token()
+    assert caught.value.endpoint_status == 400
+    assert late.permanent_failure is not None
+    assert oauth_env.token_posts == 1
+
+    access, refresh = oauth_env.issue_tokens(expires_in=-5)  # a new login, already expired
+    write_auth_file(dead_file, access, refresh, expires_in=-5)
+    token = late.get_valid_token()  # spends the new refresh token: no stale verdict
+    assert token != access and late.permanent_failure is None
+    assert (oauth_env.token_posts, oauth_env.invalid_grants) == (2, 1)
+    # The processes started now adopt the refreshed login without a POST of their own.
+    outcomes = run_processes("manager", dead_file, 3)
+    assert [outcome.get("text") for outcome in outcomes] == ["Hello from fake API"] * 3
+    assert (oauth_env.token_posts, oauth_env.invalid_grants) == (2, 1)
+
+
+def test_the_verdict_does_not_outlive_a_client_id_fix(
+    oauth_env: FakeAnthropic, dead_file: Path
+) -> None:
+    """The verdict names the token, the endpoint and the client: sent with another client id,
+    the token is tried again (this endpoint refuses it too)."""
+    with pytest.raises(OAuthRefreshError):
+        OAuthTokenManager(token_file=dead_file).get_valid_token()
+    with pytest.raises(OAuthRefreshError):
+        OAuthTokenManager(token_file=dead_file).get_valid_token()
+    assert oauth_env.token_posts == 1
+    with pytest.raises(OAuthRefreshError):
+        OAuthTokenManager(token_file=dead_file, client_id="another-client").get_valid_token()
+    assert (oauth_env.token_posts, oauth_env.invalid_grants) == (2, 2)
+
+
+def test_a_refusal_other_than_invalid_grant_is_not_shared(
+    oauth_env: FakeAnthropic, home: Path
+) -> None:
+    """``invalid_client`` says the request was wrong, not that the token is dead: the next
+    process tries again (and here the token works)."""
+    access, refresh = oauth_env.issue_tokens(expires_in=-5)
+    path = write_auth_file(auth_file_path(home), access, refresh, expires_in=-5)
+    oauth_env.token_faults.append(Fault(401, {"error": "invalid_client"}))
+    with pytest.raises(OAuthRefreshError, match="invalid_client"):
+        OAuthTokenManager(token_file=path).get_valid_token()
+    assert OAuthTokenManager(token_file=path).get_valid_token() != access
+    assert (oauth_env.token_posts, oauth_env.invalid_grants) == (2, 0)
+
+
+def test_a_garbled_verdict_in_the_state_file_is_ignored(
+    oauth_env: FakeAnthropic, home: Path
+) -> None:
+    access, refresh = oauth_env.issue_tokens(expires_in=-5)
+    path = write_auth_file(auth_file_path(home), access, refresh, expires_in=-5)
+    garbled = [1, "x", {"key": 5, "reason": "r"}, {"key": "k", "reason": ""}, {"key": "k"}]
+    path.with_name("auth.json.oauth.state").write_text(json.dumps({"refused": garbled}))
+    assert OAuthTokenManager(token_file=path).get_valid_token() != access
+    assert (oauth_env.token_posts, oauth_env.invalid_grants) == (1, 0)
