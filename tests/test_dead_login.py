@@ -180,3 +180,32 @@ def test_a_garbled_verdict_in_the_state_file_is_ignored(
     path.with_name("auth.json.oauth.state").write_text(json.dumps({"refused": garbled}))
     assert OAuthTokenManager(token_file=path).get_valid_token() != access
     assert (oauth_env.token_posts, oauth_env.invalid_grants) == (1, 0)
+
+
+def test_status_reports_a_refused_refresh_token_and_the_cascade_skips_it(
+    dead_file: Path, oauth_env: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Offline, ``status`` says what the last refresh learned instead of "will be refreshed",
+    and a client built afterwards goes to the next source without a POST."""
+    from claude_oauth_auth import ClaudeClient, get_auth_status
+
+    before = {s["name"]: s for s in get_auth_status()["sources"]}
+    assert "will be refreshed" in before["auth_file"]["detail"]
+    with pytest.raises(OAuthRefreshError):
+        OAuthTokenManager(token_file=dead_file).get_valid_token()
+    status = get_auth_status()
+    entry = next(s for s in status["sources"] if s["name"] == "auth_file")
+    assert entry["state"] == "invalid"
+    assert "refused its refresh token" in entry["detail"] and "log in again" in entry["detail"]
+    assert "will be refreshed" not in entry["detail"]
+    assert refresh_text(dead_file) not in json.dumps(status)
+    key = oauth_env.add_api_key()
+    monkeypatch.setenv("ANTHROPIC_API_KEY", key)
+    client = ClaudeClient(max_retries=0)
+    assert (client.auth_source, oauth_env.token_posts) == ("api_key_env", 1)
+
+
+def refresh_text(path: Path) -> str:
+    token = read_json(path)["refresh_token"]
+    assert isinstance(token, str)
+    return token

@@ -244,13 +244,40 @@ def _token_report(
         when = f"expires in {format_duration(left)}"
     else:
         when = f"expired {format_duration(-left)} ago, will be refreshed"
+    refused = _recorded_refusal(tokens, path)
+    if refused is not None and left <= 0:
+        detail = f"{origin}: the access token expired {format_duration(-left)} ago and the token "
+        detail += f"endpoint refused its refresh token ({refused}); log in again"
+        return SourceReport(source, "invalid", detail, where), None
     refresh = "refresh token present" if tokens.refresh_token else "no refresh token"
+    if refused is not None:
+        refresh = f"refresh token refused by the token endpoint ({refused}); log in again"
+        when = when.replace(", will be refreshed", "")
     detail = f"OAuth token ({mask(tokens.access_token)}) in {origin}, {when}, {refresh}"
     notes = tokens.extra.get("notes")
     if isinstance(notes, list) and notes:
         detail += f" ({'; '.join(map(str, notes))})"
     credential = Credential("oauth", source, tokens=tokens, path=path)
     return SourceReport(source, "available", detail, where), credential
+
+
+def _recorded_refusal(tokens: TokenSet, path: Path | None) -> str | None:
+    """The endpoint's words when a process using this token file already had its refresh
+    token refused (``invalid_grant``, kept in ``<file>.oauth.state``); else None."""
+    if path is None or tokens.refresh_token is None:
+        return None
+    from ._backoff import read_shared_state, refusal_key, state_path
+
+    state = read_shared_state(state_path(path))
+    if not state.refused:
+        return None
+    settings = _SETTINGS.get() or {}
+    url = settings.get("token_url") or _config.env_value(ENV.TOKEN_URL)
+    client_id = settings.get("client_id") or _config.env_value(ENV.CLIENT_ID)
+    url = url or tokens.extra.get("token_url") or _config.DEFAULT_TOKEN_URL
+    client_id = client_id or tokens.extra.get("client_id") or _config.DEFAULT_CLIENT_ID
+    key = refusal_key(str(url), str(client_id), tokens.refresh_token)
+    return next((item.reason for item in state.refused if item.key == key), None)
 
 
 def _check_claude_code() -> tuple[SourceReport, Credential | None]:
