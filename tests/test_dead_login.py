@@ -196,7 +196,7 @@ def test_status_reports_a_refused_refresh_token_and_the_cascade_skips_it(
     status = get_auth_status()
     entry = next(s for s in status["sources"] if s["name"] == "auth_file")
     assert entry["state"] == "invalid"
-    assert "refused its refresh token" in entry["detail"] and "log in again" in entry["detail"]
+    assert REFUSED in entry["detail"] and entry["detail"].endswith("; log in again")
     assert "will be refreshed" not in entry["detail"]
     assert refresh_text(dead_file) not in json.dumps(status)
     key = oauth_env.add_api_key()

@@ -6,6 +6,7 @@ import argparse
 import time
 
 from ._command_base import LOGIN_FIX, CommandError, Console, Result, describe_expiry
+from ._sources import SourceReport
 
 __all__ = ["run_refresh"]
 
@@ -25,6 +26,7 @@ def run_refresh(arguments: argparse.Namespace, console: Console) -> Result:
     manager = auth.token_manager
     credential = auth.active_credential
     if manager is None:
+        _raise_if_an_oauth_source_was_refused(auth.reports)
         what = {"api_key": "an API key", "auth_token": "a bearer token"}.get(
             credential.kind, "an OAuth token without a refresh token"
         )
@@ -59,3 +61,13 @@ def run_refresh(arguments: argparse.Namespace, console: Console) -> Result:
     origin = credential.source + (f" ({where})" if where else "")
     text = f"Refreshed the OAuth token from {origin}; it expires at {describe_expiry(expires_at)}."
     return Result(text, document)
+
+
+def _raise_if_an_oauth_source_was_refused(reports: list[SourceReport]) -> None:
+    """An OAuth source skipped because its refresh token was refused: say that, not "none"."""
+    for report in reports:
+        if report.state == "invalid" and "refused the refresh token" in report.detail:
+            raise CommandError(
+                f"the OAuth token from {report.name} could not be refreshed ({report.detail})",
+                LOGIN_FIX,
+            )

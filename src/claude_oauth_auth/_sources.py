@@ -246,12 +246,12 @@ def _token_report(
         when = f"expired {format_duration(-left)} ago, will be refreshed"
     refused = _recorded_refusal(tokens, path)
     if refused is not None and left <= 0:
-        detail = f"{origin}: the access token expired {format_duration(-left)} ago and the token "
-        detail += f"endpoint refused its refresh token ({refused}); log in again"
+        detail = f"{origin}: the access token expired {format_duration(-left)} ago and "
+        detail += f"{refused}; log in again"
         return SourceReport(source, "invalid", detail, where), None
     refresh = "refresh token present" if tokens.refresh_token else "no refresh token"
     if refused is not None:
-        refresh = f"refresh token refused by the token endpoint ({refused}); log in again"
+        refresh = f"but {refused}; log in again"
         when = when.replace(", will be refreshed", "")
     detail = f"OAuth token ({mask(tokens.access_token)}) in {origin}, {when}, {refresh}"
     notes = tokens.extra.get("notes")
