@@ -11,17 +11,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from ._command_base import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_USAGE,
-    LOGIN_FIX,
-    Command,
-    CommandError,
-    Console,
-    Result,
-    is_sdk_error,
-)
+from ._command_base import Command
 from ._command_keep_fresh import add_keep_fresh_arguments, run_keep_fresh
 from ._command_logout import run_logout
 from ._command_move import add_move_arguments, run_move
@@ -30,19 +20,7 @@ from ._command_save import run_save
 from ._command_status import run_status
 from ._command_token import run_token
 
-__all__ = [
-    "COMMANDS",
-    "COMMAND_ARGUMENTS",
-    "EXIT_FAILED",
-    "EXIT_OK",
-    "EXIT_USAGE",
-    "LOGIN_FIX",
-    "Command",
-    "CommandError",
-    "Console",
-    "Result",
-    "is_sdk_error",
-]
+__all__ = ["COMMANDS", "COMMAND_ARGUMENTS"]
 
 COMMANDS: dict[str, Command] = {
     "status": run_status,

@@ -27,9 +27,7 @@ from ._cli_help import (
     STORE_HELP,
     TOKEN_EPILOG,
 )
-from ._commands import (
-    COMMAND_ARGUMENTS,
-    COMMANDS,
+from ._command_base import (
     EXIT_FAILED,
     EXIT_USAGE,
     LOGIN_FIX,
@@ -37,6 +35,7 @@ from ._commands import (
     Result,
     is_sdk_error,
 )
+from ._commands import COMMAND_ARGUMENTS, COMMANDS
 from ._console import TerminalConsole
 from ._errors import ClaudeAuthError, StoreError, TokenFileError, TokenRefreshError
 
