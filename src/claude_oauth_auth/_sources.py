@@ -217,17 +217,24 @@ def configuration_problem(tokens: TokenSet) -> str | None:
     refuse is reported invalid, so the cascade moves on and ``status`` agrees with the client.
     """
     settings = _SETTINGS.get() or {}
-    given_url = settings.get("token_url")
     try:
         _config.refresh_threshold(settings.get("refresh_threshold"))
-        url = given_url or _config.env_value(ENV.TOKEN_URL) or tokens.extra.get("token_url")
+        url = _manager_setting(tokens, "token_url", ENV.TOKEN_URL)
         if isinstance(url, str):
             _config.validate_token_url(url)
     except ValueError as error:
-        named = not given_url and _config.env_value(ENV.TOKEN_URL) is None
+        named = _manager_setting(None, "token_url", ENV.TOKEN_URL) is None
         named = named and "token_url" in tokens.extra
         return f'its "token_url": {error}' if named and "token URL" in str(error) else str(error)
     return None
+
+
+def _manager_setting(tokens: TokenSet | None, name: str, variable: str) -> Any:
+    """What a manager would use for ``name`` (``token_url``, ``client_id``) with these tokens:
+    the client's argument, else the variable, else the value stored with the tokens."""
+    settings = _SETTINGS.get() or {}
+    given = settings.get(name) or _config.env_value(variable)
+    return given or (tokens.extra.get(name) if tokens is not None else None)
 
 
 def _token_report(
@@ -271,11 +278,8 @@ def _recorded_refusal(tokens: TokenSet, path: Path | None) -> str | None:
     state = read_shared_state(state_path(path))
     if not state.refused:
         return None
-    settings = _SETTINGS.get() or {}
-    url = settings.get("token_url") or _config.env_value(ENV.TOKEN_URL)
-    client_id = settings.get("client_id") or _config.env_value(ENV.CLIENT_ID)
-    url = url or tokens.extra.get("token_url") or _config.DEFAULT_TOKEN_URL
-    client_id = client_id or tokens.extra.get("client_id") or _config.DEFAULT_CLIENT_ID
+    url = _manager_setting(tokens, "token_url", ENV.TOKEN_URL) or _config.DEFAULT_TOKEN_URL
+    client_id = _manager_setting(tokens, "client_id", ENV.CLIENT_ID) or _config.DEFAULT_CLIENT_ID
     key = refusal_key(str(url), str(client_id), tokens.refresh_token)
     return next((item.reason for item in state.refused if item.key == key), None)
 
