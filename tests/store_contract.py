@@ -15,11 +15,16 @@ SECRET_ACCESS = "sk-ant-oat01-contract-access-" + "a" * 40
 SECRET_REFRESH = "sk-ant-ort01-contract-refresh-" + "b" * 40
 
 
+# One clock reading for the whole module, so token_set(n) is the same value whenever it is built.
+_NOW = int(time.time())
+
+
 def token_set(n: int, expires_in: int = 3600) -> TokenSet:
+    """The n-th login; an hour ahead of the module's clock, so tests compare it by value."""
     return TokenSet(
         access_token=f"{SECRET_ACCESS}-{n}",
         refresh_token=f"{SECRET_REFRESH}-{n}",
-        expires_at=float(int(time.time()) + expires_in),
+        expires_at=float(_NOW + expires_in),
         scopes=("user:inference",),
     )
 

@@ -95,6 +95,32 @@ def test_a_save_after_delete_never_reuses_a_version(redis_server: RedisServer) -
     assert same_tokens(store.load(), token_set(2))
 
 
+def test_restore_writes_a_login_back_under_its_version_and_the_newest_wins(
+    redis_server: RedisServer,
+) -> None:
+    store = RedisStore(redis_server.url)
+    store.save(token_set(1), expected_version=None)
+    older = store.version()
+    store.save(token_set(2), expected_version=older)
+    newer = store.version()
+    assert isinstance(older, int) and isinstance(newer, int)
+    redis_server.flushall()
+    store.restore(token_set(1), version=older)  # a worker that held the older login
+    assert store.version() == older and same_tokens(store.load(), token_set(1))
+    with pytest.raises(StoreConflict):
+        store.restore(token_set(1), version=older)  # the same version is not written again
+    store.restore(token_set(2), version=newer)  # a worker holding the newer one replaces it
+    assert store.version() == newer and same_tokens(store.load(), token_set(2))
+    with pytest.raises(StoreConflict, match="same or a newer login"):
+        store.restore(token_set(1), version=older)  # never over a newer login
+    store.save(token_set(3), expected_version=newer)  # saves go on from the restored version
+    assert store.version() == newer + 1 and same_tokens(store.load(), token_set(3))
+    store.delete()
+    with pytest.raises(StoreConflict, match="deleted"):
+        store.restore(token_set(3), version=newer + 5)  # a logout is not written back
+    assert (store.load(), store.version()) == (None, None)
+
+
 def test_keys_are_separate_and_extras_survive(redis_server: RedisServer) -> None:
     a, b = RedisStore(redis_server.url, key="a"), RedisStore(redis_server.url, key="b")
     tokens = TokenSet(
@@ -314,6 +340,9 @@ def test_the_acl_user_in_the_fleets_docs_is_enough_and_confined(
     with store.lock(timeout=1):
         time.sleep(0.5)  # renewed at least once
     store.save(token_set(1), expected_version=None)
+    version = store.version()
+    redis_server.flushall()
+    store.restore(token_set(1), version=version)
     store.delete()
     assert not store.may_restore()
     with pytest.raises(StoreError, match="may not run this command or use this key"):

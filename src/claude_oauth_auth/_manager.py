@@ -146,6 +146,7 @@ class OAuthTokenManager(RefreshSteps):
         self._failure: tuple[str, str | None, int | None] | None = None  # why, token, status
         self._unsaved: TokenSet | None = None
         self._last_save_attempt = -math.inf
+        self._restored_at = self._watch_until = -math.inf
         self.access_token = self.refresh_token = self.token_expiry = None
         self._tokens: TokenSet | None = None
         given = access_token is not None or refresh_token is not None
@@ -306,6 +307,8 @@ class OAuthTokenManager(RefreshSteps):
             self._raise_refused(self._failure[0], self._failure[2])
         if plain and self._fresh(now):
             return self._current()
+        if plain and self.is_token_valid() and self._in_restore_grace():
+            return self._current()  # a worker holding a newer login may still replace it
         if now < self._retry_not_before:  # one failure scheduled the next attempt for all
             if plain and self.is_token_valid():
                 return self._current()

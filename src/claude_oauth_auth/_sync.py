@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,13 @@ __all__ = ["NOTHING_SERVED", "Served", "StoreSync", "default_token_file", "make_
 log = logging.getLogger("claude_oauth_auth")
 
 SAVE_RETRY_INTERVAL_SECONDS = 1.0
+WATCH_INTERVAL_SECONDS = 0.5
+"""After adopting a new login, a store that is never polled (Redis) is checked this often until
+the login it replaced expires, so a worker that wrote back that older one after the store lost
+its data is corrected at once."""
+RESTORE_GRACE_SECONDS = 2.0
+"""After writing back a lost login, wait this long before spending its refresh token: a worker
+holding a newer login replaces it meanwhile (it checks every ``WATCH_INTERVAL_SECONDS``)."""
 
 _access_token_class: Any = None
 
@@ -47,6 +55,12 @@ def default_token_file() -> Path:
         if candidate.is_file():
             return candidate
     return ours
+
+
+def _replaces(held: TokenSet, tokens: TokenSet | None) -> bool:
+    """``tokens`` is another login than ``held`` (a rotation, or a new login)."""
+    newer = tokens.refresh_token if tokens is not None else None
+    return None not in (held.refresh_token, newer) and held.refresh_token != newer
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +99,8 @@ class StoreSync:
     _granted_lifetime: float | None
     _spent: list[str]
     _holding_store_lock: bool
+    _restored_at: float
+    _watch_until: float
 
     def is_token_valid(self) -> bool:
         """True when there is an access token and it has not expired."""
@@ -106,8 +122,10 @@ class StoreSync:
 
     def _adopt(self, tokens: TokenSet | None) -> None:
         """Make ``tokens`` current and recompute until when the fast path may serve them."""
-        self._tokens = tokens
+        held, self._tokens = self._tokens, tokens
         self._served = NOTHING_SERVED
+        if held is not None and held.expires_at is not None and _replaces(held, tokens):
+            self._watch_until = max(self._watch_until, held.expires_at)
         if tokens is None:
             self.access_token = self.refresh_token = self.token_expiry = None
             return
@@ -122,6 +140,8 @@ class StoreSync:
 
     def _schedule_fast_path(self, now: float) -> None:
         poll = getattr(self.store, "poll_interval", 1.0) if self.store is not None else None
+        if poll is None and now < self._watch_until and hasattr(self.store, "restore"):
+            poll = WATCH_INTERVAL_SECONDS
         self._next_poll = now + poll if poll is not None else math.inf
         if not self.access_token or self._failure is not None or self._unsaved is not None:
             self._served = NOTHING_SERVED
@@ -143,6 +163,9 @@ class StoreSync:
                 "does not exist" if version is None else "holds no OAuth login",
                 "log in with Claude Code, or run `claude-oauth-auth save`",
             )
+        if self._went_back(version, tokens):
+            self._write_back_newer()
+            return
         if self._is_stale_write_back(tokens):
             self._keep_ours_over_stale_write_back(version)
             return
@@ -167,16 +190,64 @@ class StoreSync:
             log.warning("The OAuth login was deleted from %s; no longer using it", store.location)
             self._adopt(None)  # a logout or a move: spending it here would fork the chain
             return False
+        restore, version = getattr(store, "restore", None), self._version
         try:
-            store.save(held, expected_version=None)
+            if restore is not None and isinstance(version, int):
+                restore(held, version=version)  # under its own version: the newest one wins
+            else:
+                store.save(held, expected_version=None)
         except StoreConflict:
             return True  # another worker wrote first: the caller reads theirs
+        self._restored_at = self._clock()
         log.warning(
             "%s was empty (its data was lost, not deleted); wrote back the OAuth login "
             "this process holds",
             store.location,
         )
         return True
+
+    def _went_back(self, version: Version, theirs: TokenSet) -> bool:
+        """The store holds an older version than our login: a worker wrote back what it held
+        after the store lost its data, while we hold the newer login."""
+        ours, mine = self._tokens, self._version
+        return (
+            hasattr(self.store, "restore")
+            and isinstance(version, int)
+            and isinstance(mine, int)
+            and version < mine
+            and ours is not None
+            and ours.refresh_token not in (None, theirs.refresh_token)
+            and self._failure is None
+        )
+
+    def _write_back_newer(self) -> None:
+        """Replace the older login with ours, under our version (never over a newer one)."""
+        store, ours = self.store, self._tokens
+        assert store is not None and ours is not None
+        try:
+            store.restore(ours, version=self._version)  # type: ignore[attr-defined]
+        except StoreConflict:
+            return  # a newer login meanwhile: the next check reads it
+        except (StoreError, OSError) as error:
+            log.warning("Could not write the newer OAuth login back: %s", error)
+            return
+        log.warning(
+            "%s held an older OAuth login than this process (written back by a worker after "
+            "the store lost its data); wrote back the newer one",
+            store.location,
+        )
+
+    def _in_restore_grace(self) -> bool:
+        return self._clock() < self._restored_at + RESTORE_GRACE_SECONDS
+
+    def _await_newer_login(self) -> None:
+        """Just after writing back a lost login with no valid access token left: give a worker
+        holding a newer login the rest of the grace to replace it, before ours is spent."""
+        held = self.refresh_token
+        while self._in_restore_grace() and self.refresh_token == held:
+            left = self._restored_at + RESTORE_GRACE_SECONDS - self._clock()
+            time.sleep(max(0.0, min(left, WATCH_INTERVAL_SECONDS / 2)))
+            self._reload_quietly()
 
     def _reload_if_changed(self, now: float) -> None:
         if self.store is None:

@@ -44,6 +44,11 @@ class TokenStore(Protocol):
     whether an empty store lost it rather than had it deleted on purpose; a worker that still
     holds the login then writes it back (compare-and-set on empty). Without it, an empty
     store is never written back.
+
+    Optional method ``restore(tokens, *, version)``: for such a store whose versions are
+    ordered integers, write back a login under the version it was read at, unless the store
+    holds that version or a newer one (``StoreConflict``). A worker holding a newer login
+    than the one written back then replaces it, so the newest login wins.
     """
 
     @property

@@ -2,7 +2,9 @@
 
 The tokens live in one Redis hash: ``tokens`` (our JSON shape) and ``version`` (an integer
 bumped by every save); ``delete()`` leaves only a ``deleted`` mark, so a logout is told apart
-from lost data. A save is one Lua script, so the compare-and-set is atomic on the server.
+from lost data. After lost data, ``restore()`` writes a login back under the version it had,
+so the newest login any worker holds wins. A save is one Lua script, so the compare-and-set
+is atomic on the server.
 The lock is a Redis lease (``<key>:lock``) that a daemon thread renews while it is held, so
 it outlives a slow refresh; a holder that dies frees it when the lease runs out.
 
@@ -69,6 +71,18 @@ redis.call('HDEL', KEYS[1], 'deleted')
 return 1
 """
 
+# restore(): KEYS[1] the hash; ARGV[1] the version the tokens were read or saved at; ARGV[2]
+# the JSON. Writes them back under that version only when the hash holds no newer version and
+# no 'deleted' mark. Returns 1 when written, 0 when a newer (or the same) version is stored,
+# -1 when the login was deleted on purpose.
+_RESTORE_SCRIPT = """
+if redis.call('HGET', KEYS[1], 'deleted') then return -1 end
+local current = redis.call('HGET', KEYS[1], 'version')
+if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'tokens', ARGV[2])
+return 1
+"""
+
 # delete() leaves only a 'deleted' field behind: the store reads as empty, yet a worker that
 # still holds the login can tell a logout (or a move) from Redis losing its data.
 _DELETE_SCRIPT = """
@@ -118,7 +132,7 @@ class RedisStore:
         self._client = client
         self._address = address_of_url(url, key) if url is not None else address_of(client)
         self._setup = threading.Lock()
-        self._save_script: Any = None
+        self._scripts: dict[str, Any] = {}
         self._timed_out_until = 0.0
 
     def __repr__(self) -> str:
@@ -157,21 +171,25 @@ class RedisStore:
     def save(self, tokens: TokenSet, *, expected_version: Version) -> None:
         if expected_version is None:
             expected = ""
-        elif isinstance(expected_version, int) and not isinstance(expected_version, bool):
+        elif _is_version(expected_version):
             expected = str(expected_version)
         else:
             raise StoreConflict(self.location, "the expected version is not one of this store's")
-        previous = {
-            name: tokens.extra[name]
-            for name in _KEPT_EXTRAS
-            if isinstance(tokens.extra.get(name), str)
-        }
-        document = json.dumps(render_token_document(tokens, "ours", previous))
-        script = self._script()
-        with self._translate():
-            written = script(keys=[self.key], args=[expected, document])
+        written = self._run(_SAVE_SCRIPT, expected, self._document(tokens))
         if not written:
             raise StoreConflict(self.location)
+
+    def restore(self, tokens: TokenSet, *, version: Version) -> None:
+        """Write back a login held in memory, under the ``version`` it had, after Redis lost
+        its data; StoreConflict when the store holds that version or a newer one (so the
+        newest login a worker holds wins), or the login was deleted on purpose."""
+        if not _is_version(version):
+            raise StoreConflict(self.location, "the version is not one of this store's")
+        written = self._run(_RESTORE_SCRIPT, str(version), self._document(tokens))
+        if written == -1:
+            raise StoreConflict(self.location, "the login was deleted")
+        if not written:
+            raise StoreConflict(self.location, "it holds the same or a newer login")
 
     @contextlib.contextmanager
     def lock(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
@@ -234,10 +252,22 @@ class RedisStore:
         with self._translate():
             return client.hget(self.key, name)
 
-    def _script(self) -> Any:
-        if self._save_script is None:
-            self._save_script = self._redis().register_script(_SAVE_SCRIPT)
-        return self._save_script
+    def _run(self, source: str, *args: str) -> Any:
+        """Run one of our Lua scripts on the token hash (registered once, sent by digest)."""
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = self._redis().register_script(source)
+        with self._translate():
+            return script(keys=[self.key], args=list(args))
+
+    @staticmethod
+    def _document(tokens: TokenSet) -> str:
+        kept = {
+            name: tokens.extra[name]
+            for name in _KEPT_EXTRAS
+            if isinstance(tokens.extra.get(name), str)
+        }
+        return json.dumps(render_token_document(tokens, "ours", kept))
 
     def _import_redis(self) -> ModuleType:
         try:
@@ -294,6 +324,10 @@ class RedisStore:
 
     def _reset_fix(self) -> str:
         return f"log in again to overwrite it, or delete the Redis key {self.key}"
+
+
+def _is_version(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class _LeaseRenewer:
