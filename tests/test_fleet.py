@@ -257,14 +257,16 @@ def _chain(error: BaseException | None) -> str:
 def test_an_older_login_written_back_after_a_flush_is_replaced_not_spent(
     redis_server: RedisServer, oauth_env: FakeAnthropic, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Worker B refreshed; Redis lost its data before worker A read the new login. A writes
-    back the older login it holds and, its token still valid, does not spend it at once; B
-    (checking the store twice a second until the login it replaced expires) puts the newer
-    one back, and A adopts it. No refresh token is sent twice."""
+    """Worker B refreshed; Redis lost its data before workers A and C read the new login. A
+    writes back the older login it holds; neither A nor C (which reads it from Redis) spends it
+    while its access token is valid. B (checking the store twice a second until the login it
+    replaced expires) puts the newer one back, and A and C adopt it. No refresh token is sent
+    twice."""
     caplog.set_level(logging.WARNING, logger="claude_oauth_auth")
     seed(redis_server.url, oauth_env, expires_in=30)
     worker_a = OAuthTokenManager(store=RedisStore(redis_server.url), refresh_threshold=60)
     worker_b = OAuthTokenManager(store=RedisStore(redis_server.url))
+    worker_c = OAuthTokenManager(store=RedisStore(redis_server.url), refresh_threshold=60)
     older = worker_a.access_token  # due: its next use would refresh
     newer = worker_b.refresh()
     redis_server.flushall()
@@ -272,10 +274,12 @@ def test_an_older_login_written_back_after_a_flush_is_replaced_not_spent(
     stored = RedisStore(redis_server.url).load()
     assert stored is not None and stored.access_token == older
     assert "wrote back the OAuth login this process holds" in caplog.text
+    assert worker_c.get_valid_token() == older  # read back from Redis: not spent either
     time.sleep(0.6)
     assert worker_b.get_valid_token() == newer  # its check found the older login
     assert "wrote back the newer one" in caplog.text
     assert worker_a.get_valid_token() == newer
+    assert worker_c.get_valid_token() == newer
     assert (oauth_env.token_posts, oauth_env.invalid_grants) == (1, 0)
     assert login_survives(redis_server.url, oauth_env)
 

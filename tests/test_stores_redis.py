@@ -107,6 +107,7 @@ def test_restore_writes_a_login_back_under_its_version_and_the_newest_wins(
     redis_server.flushall()
     store.restore(token_set(1), version=older)  # a worker that held the older login
     assert store.version() == older and same_tokens(store.load(), token_set(1))
+    assert store.load().extra.get("restored") is True  # type: ignore[union-attr]
     with pytest.raises(StoreConflict):
         store.restore(token_set(1), version=older)  # the same version is not written again
     store.restore(token_set(2), version=newer)  # a worker holding the newer one replaces it
@@ -115,6 +116,7 @@ def test_restore_writes_a_login_back_under_its_version_and_the_newest_wins(
         store.restore(token_set(1), version=older)  # never over a newer login
     store.save(token_set(3), expected_version=newer)  # saves go on from the restored version
     assert store.version() == newer + 1 and same_tokens(store.load(), token_set(3))
+    assert "restored" not in store.load().extra  # type: ignore[union-attr]
     store.delete()
     with pytest.raises(StoreConflict, match="deleted"):
         store.restore(token_set(3), version=newer + 5)  # a logout is not written back

@@ -147,6 +147,7 @@ class OAuthTokenManager(RefreshSteps):
         self._unsaved: TokenSet | None = None
         self._last_save_attempt = -math.inf
         self._restored_at = self._watch_until = -math.inf
+        self._restored_digest = ""
         self.access_token = self.refresh_token = self.token_expiry = None
         self._tokens: TokenSet | None = None
         given = access_token is not None or refresh_token is not None

@@ -30,8 +30,9 @@ WATCH_INTERVAL_SECONDS = 0.5
 the login it replaced expires, so a worker that wrote back that older one after the store lost
 its data is corrected at once."""
 RESTORE_GRACE_SECONDS = 2.0
-"""After writing back a lost login, wait this long before spending its refresh token: a worker
-holding a newer login replaces it meanwhile (it checks every ``WATCH_INTERVAL_SECONDS``)."""
+"""A login written back after lost data (by this process or another) is not spent until this
+long after it was first seen: a worker holding a newer login replaces it meanwhile (it checks
+every ``WATCH_INTERVAL_SECONDS``). A still-valid access token is served meanwhile."""
 
 _access_token_class: Any = None
 
@@ -100,6 +101,7 @@ class StoreSync:
     _spent: list[str]
     _holding_store_lock: bool
     _restored_at: float
+    _restored_digest: str
     _watch_until: float
 
     def is_token_valid(self) -> bool:
@@ -171,6 +173,8 @@ class StoreSync:
             return
         self._version = version
         self._adopt(tokens)
+        if tokens.extra.get("restored") and tokens.refresh_token is not None:
+            self._start_restore_grace(tokens.refresh_token)  # whoever wrote it back
         if self._failure is not None and self.refresh_token != self._failure[1]:
             log.info("New OAuth tokens found in storage; OAuth is usable again")
             self._failure = None
@@ -198,7 +202,7 @@ class StoreSync:
                 store.save(held, expected_version=None)
         except StoreConflict:
             return True  # another worker wrote first: the caller reads theirs
-        self._restored_at = self._clock()
+        self._start_restore_grace(held.refresh_token)
         log.warning(
             "%s was empty (its data was lost, not deleted); wrote back the OAuth login "
             "this process holds",
@@ -236,6 +240,13 @@ class StoreSync:
             "the store lost its data); wrote back the newer one",
             store.location,
         )
+
+    def _start_restore_grace(self, refresh_token: str) -> None:
+        """A login written back after lost data is spent only after the grace, counted from
+        when this process first saw it."""
+        digest = token_digest(refresh_token)
+        if digest != self._restored_digest:
+            self._restored_digest, self._restored_at = digest, self._clock()
 
     def _in_restore_grace(self) -> bool:
         return self._clock() < self._restored_at + RESTORE_GRACE_SECONDS

@@ -14,6 +14,7 @@ it outlives a slow refresh; a holder that dies frees it when the lease runs out.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import threading
@@ -67,19 +68,19 @@ else
   redis.call('HSET', KEYS[1], 'version', now[1] .. string.format('%06d', tonumber(now[2])))
 end
 redis.call('HSET', KEYS[1], 'tokens', ARGV[2])
-redis.call('HDEL', KEYS[1], 'deleted')
+redis.call('HDEL', KEYS[1], 'deleted', 'restored')
 return 1
 """
 
 # restore(): KEYS[1] the hash; ARGV[1] the version the tokens were read or saved at; ARGV[2]
-# the JSON. Writes them back under that version only when the hash holds no newer version and
-# no 'deleted' mark. Returns 1 when written, 0 when a newer (or the same) version is stored,
-# -1 when the login was deleted on purpose.
+# the JSON. Writes them back under that version, marked 'restored' until the next save, only
+# when the hash holds no newer version and no 'deleted' mark. Returns 1 when written, 0 when
+# a newer (or the same) version is stored, -1 when the login was deleted on purpose.
 _RESTORE_SCRIPT = """
 if redis.call('HGET', KEYS[1], 'deleted') then return -1 end
 local current = redis.call('HGET', KEYS[1], 'version')
 if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'version', ARGV[1], 'tokens', ARGV[2])
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'tokens', ARGV[2], 'restored', '1')
 return 1
 """
 
@@ -156,7 +157,14 @@ class RedisStore:
             ) from None
 
     def load(self) -> TokenSet | None:
-        raw = self._field("tokens")
+        """The stored tokens; ``extra["restored"]`` is True while they are a login a worker
+        wrote back after lost data (until the next save), which may be older than another's."""
+        client = self._redis()
+        with self._translate():
+            reads = client.pipeline(transaction=False)
+            reads.hget(self.key, "tokens")
+            reads.hget(self.key, "restored")
+            raw, restored = reads.execute()
         if raw is None:
             return None
         try:
@@ -166,6 +174,8 @@ class RedisStore:
             raise StoreError(
                 self.location, f"the stored tokens are unusable: {reason}", self._reset_fix()
             ) from None
+        if restored is not None:
+            tokens = dataclasses.replace(tokens, extra={**tokens.extra, "restored": True})
         return tokens
 
     def save(self, tokens: TokenSet, *, expected_version: Version) -> None:
