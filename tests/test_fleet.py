@@ -43,6 +43,13 @@ def _fleet_process(
     """One worker process: build a client when released, then ``threads`` threads send
     requests (one each, or for ``seconds``). Puts ``(errors, requests, slowest)`` on results."""
     os.environ["HOME"] = home
+    if os.environ.get("FLEET_DEBUG"):
+        logging.basicConfig(
+            level=logging.INFO,
+            format=f"%(created).3f pid{os.getpid()} %(threadName)s %(message)s",
+            force=True,
+        )
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     errors: list[str] = []
     latencies: list[float] = []
     guard = threading.Lock()
@@ -280,6 +287,27 @@ def test_an_older_login_written_back_after_a_flush_is_replaced_not_spent(
     assert "wrote back the newer one" in caplog.text
     assert worker_a.get_valid_token() == newer
     assert worker_c.get_valid_token() == newer
+    assert (oauth_env.token_posts, oauth_env.invalid_grants) == (1, 0)
+    assert login_survives(redis_server.url, oauth_env)
+
+
+def test_a_lease_lost_to_a_flush_is_taken_again_before_the_refresh_token_is_spent(
+    redis_server: RedisServer, oauth_env: FakeAnthropic, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An expired login, and Redis loses its data: the worker writes its login back and waits
+    the grace under the lease. Redis loses its data again meanwhile, lease included: the
+    worker notices before spending, takes the lease again, and refreshes once."""
+    caplog.set_level(logging.WARNING, logger="claude_oauth_auth")
+    seed(redis_server.url, oauth_env, expires_in=-5)
+    manager = OAuthTokenManager(store=RedisStore(redis_server.url))
+    redis_server.flushall()
+    again = threading.Timer(1.0, redis_server.flushall)
+    again.start()
+    try:
+        manager.get_valid_token()
+    finally:
+        again.join()
+    assert "the refresh lock was lost while held" in caplog.text
     assert (oauth_env.token_posts, oauth_env.invalid_grants) == (1, 0)
     assert login_survives(redis_server.url, oauth_env)
 

@@ -233,6 +233,16 @@ def test_a_live_holder_keeps_the_lease_past_its_length(redis_server: RedisServer
             holder.join()
 
 
+def test_holds_lock_says_whether_the_lease_is_still_ours(redis_server: RedisServer) -> None:
+    store = RedisStore(redis_server.url, lease_seconds=LEASE)
+    assert not store.holds_lock()
+    with store.lock(timeout=1):
+        assert store.holds_lock()
+        redis_server.flushall()  # Redis lost its data, the lease with it
+        assert not store.holds_lock()
+    assert not store.holds_lock()
+
+
 def test_the_lease_is_released_on_exit_and_on_error(redis_server: RedisServer) -> None:
     store, other = RedisStore(redis_server.url), RedisStore(redis_server.url)
     with store.lock(timeout=1):

@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING, NoReturn
 
 from ._backoff import BackoffSchedule
-from ._errors import TokenRefreshError
+from ._errors import StoreError, TokenRefreshError
 from ._grant import PartialAnswer, RefreshRefused, request_refresh
 from ._sync import StoreSync
 from ._tokens import Secret, TokenSet
@@ -21,6 +21,7 @@ __all__ = ["RefreshSteps", "default_grant"]
 log = logging.getLogger("claude_oauth_auth")
 
 INVALID_GRANT_RECHECK_SECONDS = 0.5
+LOCK_ATTEMPTS = 3
 
 
 class RefreshSteps(BackoffSchedule, StoreSync):
@@ -41,39 +42,66 @@ class RefreshSteps(BackoffSchedule, StoreSync):
             return self._spend_and_record()
         self._check_writable(store)
         before = Secret(self.access_token or "")
-        with store.lock(DEFAULT_LOCK_TIMEOUT):
-            self._holding_store_lock = True
-            try:
-                recover = getattr(store, "recover_interrupted_save", None)
-                if recover is not None:
-                    recover()  # a save of ours that a kill interrupted, holding newer tokens
-                self._reload_quietly()
-                self._read_shared_backoff()
-                self._adopt_shared_refusal()
-                if adopt and not force and rejected is None and self._in_restore_grace():
-                    if not self.is_token_valid():
-                        self._await_newer_login()
-                    if self.is_token_valid():
-                        return self._current()  # spend the written-back login after the grace
-                replaced = self.access_token not in (
-                    before.reveal(),
-                    rejected.reveal() if rejected is not None else None,
-                )
-                wanted = replaced or (not force and rejected is None and self._fresh(self._clock()))
-                if adopt and wanted and self._failure is None and self.is_token_valid():
-                    self._last_refresh_at = self._clock()
-                    log.debug("Adopted OAuth tokens another process refreshed")
-                    return self._current()
-                if self._failure is not None:
-                    self._raise_refused(self._failure[0], self._failure[2])
-                now = self._clock()
-                if adopt and now < self._retry_not_before:  # another process failed just now
-                    if not force and rejected is None and self.is_token_valid():
-                        return self._current()
-                    raise self._backing_off(now)
-                return self._spend_and_record()
-            finally:
-                self._holding_store_lock = False
+        for _ in range(LOCK_ATTEMPTS):
+            with store.lock(DEFAULT_LOCK_TIMEOUT):
+                self._holding_store_lock = True
+                try:
+                    answer = self._refresh_holding_lock(store, before, force, rejected, adopt)
+                finally:
+                    self._holding_store_lock = False
+            if answer is not None:
+                return answer
+        raise StoreError(
+            store.location,
+            f"the refresh lock was lost while held, {LOCK_ATTEMPTS} times in a row",
+            "check what keeps emptying the store (FLUSHALL, restarts without persistence)",
+        )
+
+    def _refresh_holding_lock(
+        self,
+        store: TokenStore,
+        before: Secret,
+        force: bool,
+        rejected: Secret | None,
+        adopt: bool,
+    ) -> str | None:
+        """Adopt, wait, or spend; None when the lock was lost before spending (take it again)."""
+        recover = getattr(store, "recover_interrupted_save", None)
+        if recover is not None:
+            recover()  # a save of ours that a kill interrupted, holding newer tokens
+        self._reload_quietly()
+        self._read_shared_backoff()
+        self._adopt_shared_refusal()
+        if adopt and not force and rejected is None and self._in_restore_grace():
+            if not self.is_token_valid():
+                self._await_newer_login()
+            if self.is_token_valid():
+                return self._current()  # spend the written-back login after the grace
+        replaced = self.access_token not in (
+            before.reveal(),
+            rejected.reveal() if rejected is not None else None,
+        )
+        wanted = replaced or (not force and rejected is None and self._fresh(self._clock()))
+        if adopt and wanted and self._failure is None and self.is_token_valid():
+            self._last_refresh_at = self._clock()
+            log.debug("Adopted OAuth tokens another process refreshed")
+            return self._current()
+        if self._failure is not None:
+            self._raise_refused(self._failure[0], self._failure[2])
+        now = self._clock()
+        if adopt and now < self._retry_not_before:  # another process failed just now
+            if not force and rejected is None and self.is_token_valid():
+                return self._current()
+            raise self._backing_off(now)
+        holds_lock = getattr(store, "holds_lock", None)
+        if holds_lock is not None and not holds_lock():
+            log.warning(
+                "%s: the refresh lock was lost while held (did the store lose its data?); "
+                "taking it again before spending the refresh token",
+                store.location,
+            )
+            return None
+        return self._spend_and_record()
 
     def _adopt_shared_refusal(self) -> None:
         """Under the lock: a refresh token another process had refused is not spent again."""

@@ -202,7 +202,8 @@ class StoreSync:
                 store.save(held, expected_version=None)
         except StoreConflict:
             return True  # another worker wrote first: the caller reads theirs
-        self._start_restore_grace(held.refresh_token)
+        self._restored_digest = token_digest(held.refresh_token)
+        self._restored_at = self._clock()  # each write-back starts the grace again
         log.warning(
             "%s was empty (its data was lost, not deleted); wrote back the OAuth login "
             "this process holds",

@@ -49,6 +49,10 @@ class TokenStore(Protocol):
     ordered integers, write back a login under the version it was read at, unless the store
     holds that version or a newer one (``StoreConflict``). A worker holding a newer login
     than the one written back then replaces it, so the newest login wins.
+
+    Optional method ``holds_lock() -> bool``: for a lock that can be lost while held (a Redis
+    lease, after a flush or when it ran out), whether the calling thread still holds it;
+    checked right before a refresh token is spent, and the lock is taken again if not.
     """
 
     @property

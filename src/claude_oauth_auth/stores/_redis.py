@@ -134,6 +134,7 @@ class RedisStore:
         self._address = address_of_url(url, key) if url is not None else address_of(client)
         self._setup = threading.Lock()
         self._scripts: dict[str, Any] = {}
+        self._leases: dict[int, Lock] = {}
         self._timed_out_until = 0.0
 
     def __repr__(self) -> str:
@@ -222,11 +223,23 @@ class RedisStore:
             )
         renewer = _LeaseRenewer(lease, self.lease_seconds, self.location, self.key)
         renewer.start()
+        holder = threading.get_ident()
+        self._leases[holder] = lease
         try:
             yield
         finally:
+            self._leases.pop(holder, None)
             renewer.stop()
             self._release(lease)
+
+    def holds_lock(self) -> bool:
+        """True while this thread's lease is still ours in Redis (one command). A flush or a
+        lease that ran out frees it while held: the caller takes it again before spending."""
+        lease = self._leases.get(threading.get_ident())
+        if lease is None:
+            return False
+        with self._translate():
+            return bool(lease.owned())
 
     def delete(self) -> None:
         """Remove the login, marking it deleted on purpose (see ``may_restore``)."""
