@@ -43,13 +43,6 @@ def _fleet_process(
     """One worker process: build a client when released, then ``threads`` threads send
     requests (one each, or for ``seconds``). Puts ``(errors, requests, slowest)`` on results."""
     os.environ["HOME"] = home
-    if os.environ.get("FLEET_DEBUG"):
-        logging.basicConfig(
-            level=logging.INFO,
-            format=f"%(created).3f pid{os.getpid()} %(threadName)s %(message)s",
-            force=True,
-        )
-        logging.getLogger("httpx").setLevel(logging.WARNING)
     errors: list[str] = []
     latencies: list[float] = []
     guard = threading.Lock()
