@@ -333,8 +333,8 @@ class RedisStore:
             lease.release()
         except exceptions.LockError:
             log.warning(
-                "%s: the refresh lease ran out before it was released; "
-                "another worker may have taken it meanwhile",
+                "%s: the refresh lease was gone before it was released (it ran out, or "
+                "Redis lost its data); another worker may have taken it meanwhile",
                 self.location,
             )
         except (exceptions.RedisError, OSError) as error:
