@@ -231,6 +231,29 @@ def test_a_sidecar_writes_back_a_login_redis_lost_and_stops_on_a_logout(
     assert store.load() is None  # and it was not written back
 
 
+def test_a_sidecar_replaces_an_older_login_a_worker_wrote_back(
+    redis_server: RedisServer, oauth_env: FakeAnthropic
+) -> None:
+    """Redis lost its data and a worker wrote back the login it held, older than the one the
+    sidecar refreshed: the sidecar puts its newer login back before anyone spends the older."""
+    older = seed(redis_server.url, oauth_env, expires_in=30)
+    store = RedisStore(redis_server.url)
+    version = store.version()
+    sidecar = Sidecar(
+        "--store", redis_server.url, "--ahead", "60", "--jitter", "0", "--check-every", "0.2"
+    )
+    try:
+        wait_for(lambda: sidecar.refreshes == 1)  # due at once: the sidecar holds the newer login
+        redis_server.flushall()
+        store.restore(older, version=version)  # what a worker that held the older one does
+        wait_for(lambda: sidecar.refreshes == 2)
+    finally:
+        code, stderr = sidecar.stop()
+    assert code == 0, stderr
+    assert oauth_env.invalid_grants == 0
+    assert login_survives(redis_server.url, oauth_env)
+
+
 def test_keep_fresh_on_our_token_file_by_default(oauth_env: FakeAnthropic, home: Path) -> None:
     """Without --store or CLAUDE_TOKEN_STORE it keeps our auth.json fresh."""
     from helpers import auth_file_path, read_json, write_auth_file

@@ -154,7 +154,7 @@ class KeepFresh:
             refresh: Callable[[], str] = manager.get_valid_token  # or adopt another's
             if now < wake:
                 stop.wait(min(wake - now, self.check_every))
-                if stop.is_set() or not self._login_lost():
+                if stop.is_set() or not self._login_lost(manager):
                     continue
                 refresh = manager.refresh  # writes the login back first, then refreshes
             try:
@@ -211,14 +211,18 @@ class KeepFresh:
             return self.clock() + self.check_every
         return manager.token_expiry - self.ahead + random.uniform(0, self.jitter)
 
-    def _login_lost(self) -> bool:
-        """Redis emptied (or the login deleted): only stores that can tell say so."""
+    def _login_lost(self, manager: OAuthTokenManager) -> bool:
+        """Redis emptied (or the login deleted), or it holds an older login a worker wrote
+        back after lost data: only stores that can tell say so."""
         if getattr(self.store, "may_restore", None) is None:
             return False  # a deleted file is a logout: the next refresh reports it
         try:
-            return self.store.version() is None
+            version = self.store.version()
         except StoreError:
             return False  # unreachable: the next refresh reports it
+        ours = manager._version  # what the sidecar last read or wrote (always the newest)
+        older = isinstance(version, int) and isinstance(ours, int) and version < ours
+        return version is None or older
 
     def _refresh_or_adopt(self, manager: OAuthTokenManager, refresh: Callable[[], str]) -> None:
         before = self.refreshes
