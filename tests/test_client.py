@@ -811,7 +811,7 @@ def test_async_refresh_never_blocks_the_loop(
     print(f"longest event-loop stall during a 1 s refresh ({trigger}): {stall * 1000:.1f} ms")
     assert len(replies) == 8
     assert oauth_env.token_posts == 1
-    assert stall < 0.25
+    assert stall < 0.5  # a blocked loop would stall for the whole 1 s refresh
 
 
 def test_async_client_built_in_a_coroutine_does_not_block_the_loop(
@@ -831,7 +831,7 @@ def test_async_client_built_in_a_coroutine_does_not_block_the_loop(
     stall = asyncio.run(main())
     print(f"longest event-loop stall while constructing with an expired token: {stall:.3f} s")
     assert oauth_env.token_posts == 1
-    assert stall < 0.25
+    assert stall < 0.5  # a blocked loop would stall for the whole 1 s refresh
 
 
 # ----- 8. a revoked access token, max_retries=0 ------------------------------------------------

@@ -217,12 +217,15 @@ class KeepFresh:
         if getattr(self.store, "may_restore", None) is None:
             return False  # a deleted file is a logout: the next refresh reports it
         try:
-            version = self.store.version()
+            if self.store.version() is None:
+                return True
+            stored = self.store.load()
         except StoreError:
             return False  # unreachable: the next refresh reports it
-        ours = manager._version  # what the sidecar last read or wrote (always the newest)
-        older = isinstance(version, int) and isinstance(ours, int) and version < ours
-        return version is None or older
+        # The sidecar made the last refresh, so a written-back login other than its own is older.
+        if stored is None or stored.extra.get("restored") is not True:
+            return False
+        return stored.refresh_token != manager.refresh_token
 
     def _refresh_or_adopt(self, manager: OAuthTokenManager, refresh: Callable[[], str]) -> None:
         before = self.refreshes

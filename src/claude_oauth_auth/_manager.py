@@ -74,8 +74,13 @@ class OAuthTokenManager(RefreshSteps):
       schedules the next attempt for every thread and process (``_backoff``): meanwhile a
       still-valid token is served and an expired one raises ``TokenRefreshError`` at once,
       without a POST.
-    - A refresh token is not spent when the store cannot be written; a 200 carrying a new
-      refresh token is saved even when the rest of the answer is unusable.
+    - A refresh token is not spent when the store cannot be written, nor by a thread whose
+      store lock was lost while held (it takes the lock again); a 200 carrying a new refresh
+      token is saved even when the rest of the answer is unusable.
+    - A store that lost its data (Redis) gets the login held in memory written back under its
+      version; that login is spent only ``RESTORE_GRACE_SECONDS`` after it was first seen, so
+      a worker holding a newer one (it checks twice a second until its previous login
+      expires) replaces it first, and the newest login wins.
     - A save that fails keeps the new tokens in memory, logs one error and retries.
 
     ``store=`` decides where tokens live (``token_file=`` means ``FileStore(token_file)``).
