@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import anthropic
 import pytest
 from fakeapi import FakeAnthropic
 from helpers import auth_file_path, claude_code_path, write_auth_file, write_claude_code_file
 from redis_server import RedisServer, free_port
 
-from claude_oauth_auth import ClaudeClient
+from claude_oauth_auth import ClaudeClient, OAuthTokenManager
 from claude_oauth_auth.stores import FileStore, RedisStore, TokenSet
 
 PASSWORD = "move-test-password-" + "q" * 20
@@ -56,6 +58,29 @@ def test_move_from_auth_json_into_redis(
     assert (oauth_env.token_posts, oauth_env.invalid_grants) == (1, 0)
     renewed = RedisStore(redis_server.url).load()
     assert renewed is not None and oauth_env.refresh_token_usable(renewed.refresh_token)
+
+
+def test_a_program_still_running_on_the_source_does_not_spend_the_moved_login(
+    redis_server: RedisServer,
+    oauth_env: FakeAnthropic,
+    home: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A client built on auth.json before the move, due for a refresh after it: it must not
+    spend the refresh token that now lives in Redis (nor write the file back)."""
+    caplog.set_level(logging.WARNING, logger="claude_oauth_auth")
+    access, refresh = oauth_env.issue_tokens(expires_in=-5)
+    source = write_auth_file(auth_file_path(home), access, refresh, expires_in=-5)
+    running = OAuthTokenManager(token_file=source)
+    result = run("move", "--from", str(source), "--to", redis_server.url)
+    assert result.returncode == 0, result.stderr
+    with pytest.raises(anthropic.AuthenticationError, match="no refresh token"):
+        running.get_valid_token()
+    assert f"The OAuth login was removed from {source}" in caplog.text
+    assert "keeping the ones in memory" not in caplog.text
+    assert oauth_env.token_posts == 0 and not source.exists()
+    stored = RedisStore(redis_server.url).load()
+    assert stored is not None and oauth_env.refresh_token_usable(stored.refresh_token)
 
 
 def test_move_refuses_claude_codes_store(redis_server: RedisServer, home: Path) -> None:

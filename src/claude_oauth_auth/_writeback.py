@@ -1,0 +1,189 @@
+"""When the store holds something other than our login: Redis lost its data, the login was
+removed (a logout, a move), or another writer put back an older login."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ._backoff import read_shared_state, state_path, token_digest
+from ._errors import StoreConflict, StoreError
+from ._tokens import TokenSet
+from .stores._base import DEFAULT_LOCK_TIMEOUT, TokenStore, Version
+from .stores._file import path_of
+
+__all__ = ["RESTORE_GRACE_SECONDS", "WATCH_INTERVAL_SECONDS", "WriteBacks"]
+
+log = logging.getLogger("claude_oauth_auth")
+
+WATCH_INTERVAL_SECONDS = 0.5
+"""After adopting a new login, a store that is never polled (Redis) is checked this often until
+the login it replaced expires, so a worker that wrote back that older one after the store lost
+its data is corrected at once."""
+RESTORE_GRACE_SECONDS = 2.0
+"""A login written back after lost data (by this process or another) is not spent until this
+long after it was first seen: a worker holding a newer login replaces it meanwhile (it checks
+every ``WATCH_INTERVAL_SECONDS``). A still-valid access token is served meanwhile."""
+
+
+class WriteBacks:
+    """The write-back rules of ``StoreSync`` (its subclass), which provides the state."""
+
+    store: TokenStore | None
+    refresh_token: str | None
+    _clock: Callable[[], float]
+    _tokens: TokenSet | None
+    _version: Version
+    _failure: tuple[str, str | None, int | None] | None
+    _spent: list[str]
+    _holding_store_lock: bool
+    _restored_at: float
+    _restored_digest: str
+
+    if TYPE_CHECKING:
+
+        def is_token_valid(self) -> bool: ...
+
+        def _adopt(self, tokens: TokenSet | None) -> None: ...
+
+        def _reload_quietly(self) -> None: ...
+
+    # ----- lost data, a removed login ----------------------------------------------------------
+
+    def _restore_lost_login(self) -> bool:
+        """The store lost its data (a Redis flush or restart), not a logout: write back the
+        login held in memory, only into a still-empty store (so never over a newer one).
+        True when the store now holds a login again (ours, or another worker's written first)."""
+        store, held = self.store, self._tokens
+        may_restore = getattr(store, "may_restore", None)
+        if store is None or held is None or held.refresh_token is None or may_restore is None:
+            return False
+        if self._failure is not None:
+            return False  # a refused login is not worth restoring
+        if not may_restore():
+            log.warning("The OAuth login was deleted from %s; no longer using it", store.location)
+            self._adopt(None)  # a logout or a move: spending it here would fork the chain
+            return False
+        restore, version = getattr(store, "restore", None), self._version
+        try:
+            if restore is not None and isinstance(version, int):
+                restore(held, version=version)  # under its own version: the newest one wins
+            else:
+                store.save(held, expected_version=None)
+        except StoreConflict:
+            return True  # another worker wrote first: the caller reads theirs
+        self._restored_digest = token_digest(held.refresh_token)
+        self._restored_at = self._clock()  # each write-back starts the grace again
+        log.warning(
+            "%s was empty (its data was lost, not deleted); wrote back the OAuth login "
+            "this process holds",
+            store.location,
+        )
+        return True
+
+    def _forget_removed_login(self) -> None:
+        """The store we read or wrote is gone (a logout, or ``move``): stop using its login,
+        since its refresh token now lives elsewhere or is revoked. A store that can lose its
+        data says so with ``may_restore`` (handled above)."""
+        store = self.store
+        if self._version is None or self._tokens is None or hasattr(store, "may_restore"):
+            return  # never stored yet (tokens given as arguments), or Redis
+        assert store is not None
+        log.warning(
+            "The OAuth login was removed from %s (a logout, or moved elsewhere); no longer "
+            "using it",
+            store.location,
+        )
+        self._version = None
+        self._adopt(None)
+
+    def _went_back(self, version: Version, theirs: TokenSet) -> bool:
+        """The store holds an older version than our login: a worker wrote back what it held
+        after the store lost its data, while we hold the newer login."""
+        ours, mine = self._tokens, self._version
+        return (
+            hasattr(self.store, "restore")
+            and isinstance(version, int)
+            and isinstance(mine, int)
+            and version < mine
+            and ours is not None
+            and ours.refresh_token not in (None, theirs.refresh_token)
+            and self._failure is None
+        )
+
+    def _write_back_newer(self) -> None:
+        """Replace the older login with ours, under our version (never over a newer one)."""
+        store, ours = self.store, self._tokens
+        assert store is not None and ours is not None
+        try:
+            store.restore(ours, version=self._version)  # type: ignore[attr-defined]
+        except StoreConflict:
+            return  # a newer login meanwhile: the next check reads it
+        except (StoreError, OSError) as error:
+            log.warning("Could not write the newer OAuth login back: %s", error)
+            return
+        log.warning(
+            "%s held an older OAuth login than this process (written back by a worker after "
+            "the store lost its data); wrote back the newer one",
+            store.location,
+        )
+
+    def _start_restore_grace(self, refresh_token: str) -> None:
+        """A login written back after lost data is spent only after the grace, counted from
+        when this process first saw it."""
+        digest = token_digest(refresh_token)
+        if digest != self._restored_digest:
+            self._restored_digest, self._restored_at = digest, self._clock()
+
+    def _in_restore_grace(self) -> bool:
+        return self._clock() < self._restored_at + RESTORE_GRACE_SECONDS
+
+    def _await_newer_login(self) -> None:
+        """Just after writing back a lost login with no valid access token left: give a worker
+        holding a newer login the rest of the grace to replace it, before ours is spent."""
+        held = self.refresh_token
+        while self._in_restore_grace() and self.refresh_token == held:
+            left = self._restored_at + RESTORE_GRACE_SECONDS - self._clock()
+            time.sleep(max(0.0, min(left, WATCH_INTERVAL_SECONDS / 2)))
+            self._reload_quietly()
+
+    # ----- a stale write-back by another program ---------------------------------------------
+
+    def _is_stale_write_back(self, theirs: TokenSet) -> bool:
+        """The store holds a refresh token we (or another process of ours) already spent."""
+        ours = self._tokens
+        if ours is None or ours.refresh_token is None or theirs.refresh_token is None:
+            return False
+        if theirs.refresh_token == ours.refresh_token:
+            return False
+        digest = token_digest(theirs.refresh_token)
+        if digest in self._spent:
+            return True
+        path = path_of(self.store)
+        return path is not None and digest in read_shared_state(state_path(path)).spent
+
+    def _keep_ours_over_stale_write_back(self, version: Version) -> None:
+        """Keep our newer tokens and write them back (under the store's lock)."""
+        store, ours = self.store, self._tokens
+        assert store is not None and ours is not None
+        log.warning(
+            "%s holds OAuth tokens older than ours (a stale write-back by another program); "
+            "keeping ours and writing them back",
+            store.location,
+        )
+        self._version = version
+        try:
+            if self._holding_store_lock:
+                store.save(ours, expected_version=version)
+            else:
+                with store.lock(DEFAULT_LOCK_TIMEOUT):
+                    theirs = store.load()
+                    if theirs is not None and not self._is_stale_write_back(theirs):
+                        return  # replaced again meanwhile: the next check decides
+                    store.save(ours, expected_version=store.version())
+        except (StoreError, OSError) as error:
+            log.warning("Could not write the newer OAuth tokens back: %s", error)
+            return
+        self._version = store.version()
