@@ -284,6 +284,55 @@ def test_an_older_login_written_back_after_a_flush_is_replaced_not_spent(
     assert login_survives(redis_server.url, oauth_env)
 
 
+def test_a_token_the_api_refuses_during_the_grace_waits_for_the_newer_login(
+    redis_server: RedisServer, oauth_env: FakeAnthropic
+) -> None:
+    """As above, but the API refuses A's older access token (a 401) while the written-back
+    login is in its grace: A still waits for B's newer login instead of spending the older."""
+    seed(redis_server.url, oauth_env, expires_in=30)
+    worker_a = OAuthTokenManager(store=RedisStore(redis_server.url), refresh_threshold=60)
+    worker_b = OAuthTokenManager(store=RedisStore(redis_server.url))
+    older = worker_a.access_token
+    assert older is not None
+    newer = worker_b.refresh()
+    redis_server.flushall()
+    assert worker_a.get_valid_token() == older  # written back, in its grace
+
+    def b_checks_the_store() -> None:
+        time.sleep(0.6)
+        worker_b.get_valid_token()
+
+    checker = threading.Thread(target=b_checks_the_store)
+    checker.start()
+    try:
+        assert worker_a.refresh_rejected(older) == newer
+    finally:
+        checker.join()
+    assert (oauth_env.token_posts, oauth_env.invalid_grants) == (1, 0)
+
+
+def test_after_an_early_refresh_redis_is_checked_only_in_the_old_logins_window(
+    redis_server: RedisServer, oauth_env: FakeAnthropic
+) -> None:
+    """The check for an older login written back runs while the workers holding the replaced
+    login come to the store (its refresh window), not for the whole rest of its life."""
+    seed(redis_server.url, oauth_env, expires_in=3600)
+    worker = OAuthTokenManager(store=RedisStore(redis_server.url))
+    worker.refresh()  # an hour early: the replaced login is due in 55 min
+    observer = redis_server.client()
+    before = observer.info("commandstats")
+    for _ in range(3):
+        worker.get_valid_token()
+        time.sleep(0.3)
+    after = observer.info("commandstats")
+    changed = {
+        name
+        for name, stats in after.items()
+        if stats["calls"] != before.get(name, {}).get("calls", 0)
+    }
+    assert changed == {"cmdstat_info"}
+
+
 def test_a_lease_lost_to_a_flush_is_taken_again_before_the_refresh_token_is_spent(
     redis_server: RedisServer, oauth_env: FakeAnthropic, caplog: pytest.LogCaptureFixture
 ) -> None:

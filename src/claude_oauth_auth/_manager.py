@@ -79,8 +79,8 @@ class OAuthTokenManager(RefreshSteps):
       token is saved even when the rest of the answer is unusable.
     - A store that lost its data (Redis) gets the login held in memory written back under its
       version; that login is spent only ``RESTORE_GRACE_SECONDS`` after it was first seen, so
-      a worker holding a newer one (it checks twice a second until its previous login
-      expires) replaces it first, and the newest login wins.
+      a worker holding a newer one (on its requests it checks twice a second in the refresh
+      window of the login it replaced) replaces it first, and the newest login wins.
     - A save that fails keeps the new tokens in memory, logs one error and retries.
 
     ``store=`` decides where tokens live (``token_file=`` means ``FileStore(token_file)``).
@@ -151,7 +151,8 @@ class OAuthTokenManager(RefreshSteps):
         self._failure: tuple[str, str | None, int | None] | None = None  # why, token, status
         self._unsaved: TokenSet | None = None
         self._last_save_attempt = -math.inf
-        self._restored_at = self._watch_until = -math.inf
+        self._restored_at = -math.inf
+        self._watch = (-math.inf, -math.inf)
         self._restored_digest = ""
         self.access_token = self.refresh_token = self.token_expiry = None
         self._tokens: TokenSet | None = None

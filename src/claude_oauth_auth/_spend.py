@@ -72,11 +72,12 @@ class RefreshSteps(BackoffSchedule, StoreSync):
         self._reload_quietly()
         self._read_shared_backoff()
         self._adopt_shared_refusal()
-        if adopt and not force and rejected is None and self._in_restore_grace():
-            if not self.is_token_valid():
-                self._await_newer_login()
-            if self.is_token_valid():
-                return self._current()  # spend the written-back login after the grace
+        if adopt and not force and self._in_restore_grace():  # spend it after the grace
+            refused = rejected.reveal() if rejected is not None else None
+            if refused is not None or not self.is_token_valid():
+                self._await_newer_login(refused)
+            if self.is_token_valid() and self.access_token != refused:
+                return self._current()
         replaced = self.access_token not in (
             before.reveal(),
             rejected.reveal() if rejected is not None else None,

@@ -92,7 +92,7 @@ class StoreSync(WriteBacks):
     _holding_store_lock: bool
     _restored_at: float
     _restored_digest: str
-    _watch_until: float
+    _watch: tuple[float, float]
 
     def is_token_valid(self) -> bool:
         """True when there is an access token and it has not expired."""
@@ -117,7 +117,8 @@ class StoreSync(WriteBacks):
         held, self._tokens = self._tokens, tokens
         self._served = NOTHING_SERVED
         if held is not None and held.expires_at is not None and _replaces(held, tokens):
-            self._watch_until = max(self._watch_until, held.expires_at)
+            # Workers still holding ``held`` come to the store in its refresh window.
+            self._watch = (held.expires_at - self._threshold(), held.expires_at)
         if tokens is None:
             self.access_token = self.refresh_token = self.token_expiry = None
             return
@@ -132,8 +133,9 @@ class StoreSync(WriteBacks):
 
     def _schedule_fast_path(self, now: float) -> None:
         poll = getattr(self.store, "poll_interval", 1.0) if self.store is not None else None
-        if poll is None and now < self._watch_until and hasattr(self.store, "restore"):
-            poll = WATCH_INTERVAL_SECONDS
+        start, end = self._watch
+        if poll is None and now < end and hasattr(self.store, "restore"):
+            poll = WATCH_INTERVAL_SECONDS if now >= start else start - now
         self._next_poll = now + poll if poll is not None else math.inf
         if not self.access_token or self._failure is not None or self._unsaved is not None:
             self._served = NOTHING_SERVED
@@ -194,7 +196,8 @@ class StoreSync(WriteBacks):
         try:
             self._reload()
         except (StoreError, OSError, ValueError) as error:
-            self._version = self.store.version()
+            if not hasattr(self.store, "restore"):  # there the version ranks the held login
+                self._version = self.store.version()
             self._schedule_fast_path(self._clock())
             if self._tokens is not None:
                 log.warning(

@@ -19,9 +19,10 @@ __all__ = ["RESTORE_GRACE_SECONDS", "WATCH_INTERVAL_SECONDS", "WriteBacks"]
 log = logging.getLogger("claude_oauth_auth")
 
 WATCH_INTERVAL_SECONDS = 0.5
-"""After adopting a new login, a store that is never polled (Redis) is checked this often until
-the login it replaced expires, so a worker that wrote back that older one after the store lost
-its data is corrected at once."""
+"""After adopting a new login, a store that is never polled (Redis) is checked this often (on
+this process's own requests) in the refresh window of the login it replaced, when the workers
+still holding that one come to the store: if one of them wrote it back after the store lost its
+data, it is replaced by the newer login at once."""
 RESTORE_GRACE_SECONDS = 2.0
 """A login written back after lost data (by this process or another) is not spent until this
 long after it was first seen: a worker holding a newer login replaces it meanwhile (it checks
@@ -41,6 +42,8 @@ class WriteBacks:
     _holding_store_lock: bool
     _restored_at: float
     _restored_digest: str
+
+    access_token: str | None
 
     if TYPE_CHECKING:
 
@@ -67,8 +70,10 @@ class WriteBacks:
             self._adopt(None)  # a logout or a move: spending it here would fork the chain
             return False
         restore, version = getattr(store, "restore", None), self._version
+        if restore is not None and not isinstance(version, int):
+            return False  # no version to rank it by: a plain save would outrank newer logins
         try:
-            if restore is not None and isinstance(version, int):
+            if restore is not None:
                 restore(held, version=version)  # under its own version: the newest one wins
             else:
                 store.save(held, expected_version=None)
@@ -140,11 +145,14 @@ class WriteBacks:
     def _in_restore_grace(self) -> bool:
         return self._clock() < self._restored_at + RESTORE_GRACE_SECONDS
 
-    def _await_newer_login(self) -> None:
-        """Just after writing back a lost login with no valid access token left: give a worker
-        holding a newer login the rest of the grace to replace it, before ours is spent."""
-        held = self.refresh_token
-        while self._in_restore_grace() and self.refresh_token == held:
+    def _await_newer_login(self, rejected: str | None) -> None:
+        """A written-back login and no usable access token (expired, or ``rejected`` by the
+        API): give a worker holding a newer login the rest of the grace to replace it. A
+        replacement that was itself written back gets its own grace."""
+        give_up = time.monotonic() + 4 * RESTORE_GRACE_SECONDS  # even if ``_clock`` stands still
+        while self._in_restore_grace() and time.monotonic() < give_up:
+            if self.is_token_valid() and self.access_token != rejected:
+                return
             left = self._restored_at + RESTORE_GRACE_SECONDS - self._clock()
             time.sleep(max(0.0, min(left, WATCH_INTERVAL_SECONDS / 2)))
             self._reload_quietly()
