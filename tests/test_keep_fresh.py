@@ -235,7 +235,8 @@ def test_a_sidecar_replaces_an_older_login_a_worker_wrote_back(
     redis_server: RedisServer, oauth_env: FakeAnthropic
 ) -> None:
     """Redis lost its data and a worker wrote back the login it held, older than the one the
-    sidecar refreshed: the sidecar puts its newer login back before anyone spends the older."""
+    sidecar refreshed: the sidecar puts its newer login back (no refresh needed) before anyone
+    spends the older."""
     older = seed(redis_server.url, oauth_env, expires_in=30)
     store = RedisStore(redis_server.url)
     version = store.version()
@@ -244,13 +245,15 @@ def test_a_sidecar_replaces_an_older_login_a_worker_wrote_back(
     )
     try:
         wait_for(lambda: sidecar.refreshes == 1)  # due at once: the sidecar holds the newer login
+        newer = store.load()
+        assert newer is not None and newer.access_token != older.access_token
         redis_server.flushall()
         store.restore(older, version=version)  # what a worker that held the older one does
-        wait_for(lambda: sidecar.refreshes == 2)
+        wait_for(lambda: getattr(store.load(), "access_token", None) == newer.access_token)
     finally:
         code, stderr = sidecar.stop()
     assert code == 0, stderr
-    assert oauth_env.invalid_grants == 0
+    assert (sidecar.refreshes, oauth_env.token_posts, oauth_env.invalid_grants) == (1, 1, 0)
     assert login_survives(redis_server.url, oauth_env)
 
 

@@ -154,7 +154,11 @@ class KeepFresh:
             refresh: Callable[[], str] = manager.get_valid_token  # or adopt another's
             if now < wake:
                 stop.wait(min(wake - now, self.check_every))
-                if stop.is_set() or not self._login_lost(manager):
+                state = "running" if stop.is_set() else self._store_state(manager)
+                if state == "written back":
+                    manager.check_store()  # puts the sidecar's newer login back
+                    wake = self._next_wake(manager)
+                if state != "lost":
                     continue
                 refresh = manager.refresh  # writes the login back first, then refreshes
             try:
@@ -211,21 +215,21 @@ class KeepFresh:
             return self.clock() + self.check_every
         return manager.token_expiry - self.ahead + random.uniform(0, self.jitter)
 
-    def _login_lost(self, manager: OAuthTokenManager) -> bool:
-        """Redis emptied (or the login deleted), or it holds an older login a worker wrote
-        back after lost data: only stores that can tell say so."""
+    def _store_state(self, manager: OAuthTokenManager) -> str:
+        """ "lost" when Redis was emptied (or the login deleted), "written back" when it holds
+        a login other than ours that a worker wrote back after lost data, else "running".
+        Only stores that can lose their data can tell."""
         if getattr(self.store, "may_restore", None) is None:
-            return False  # a deleted file is a logout: the next refresh reports it
+            return "running"  # a deleted file is a logout: the next refresh reports it
         try:
             if self.store.version() is None:
-                return True
+                return "lost"
             stored = self.store.load()
         except StoreError:
-            return False  # unreachable: the next refresh reports it
-        # The sidecar made the last refresh, so a written-back login other than its own is older.
+            return "running"  # unreachable: the next refresh reports it
         if stored is None or stored.extra.get("restored") is not True:
-            return False
-        return stored.refresh_token != manager.refresh_token
+            return "running"
+        return "written back" if stored.refresh_token != manager.refresh_token else "running"
 
     def _refresh_or_adopt(self, manager: OAuthTokenManager, refresh: Callable[[], str]) -> None:
         before = self.refreshes

@@ -275,6 +275,13 @@ class OAuthTokenManager(RefreshSteps):
         del rejected_token  # masked from here on (tracebacks that record locals)
         return self.token(rejected=refused.reveal())
 
+    def check_store(self) -> None:
+        """Re-read the store now, as after a 401: adopt a login saved elsewhere, or put ours
+        back over an older one a worker wrote back after the store lost its data. Never
+        refreshes."""
+        with self._lock:
+            self._reload_quietly()
+
     def refresh(self) -> str:
         """Force a refresh now (one POST, under both locks) and return the new access token."""
         with self._lock:
