@@ -222,12 +222,12 @@ class KeepFresh:
         if getattr(self.store, "may_restore", None) is None:
             return "running"  # a deleted file is a logout: the next refresh reports it
         try:
-            if self.store.version() is None:
-                return "lost"
-            stored = self.store.load()
+            stored = self.store.load()  # one round trip: the tokens and the restored mark
         except StoreError:
             return "running"  # unreachable: the next refresh reports it
-        if stored is None or stored.extra.get("restored") is not True:
+        if stored is None:
+            return "lost"
+        if stored.extra.get("restored") is not True:
             return "running"
         return "written back" if stored.refresh_token != manager.refresh_token else "running"
 

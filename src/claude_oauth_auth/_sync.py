@@ -134,7 +134,7 @@ class StoreSync(WriteBacks):
     def _schedule_fast_path(self, now: float) -> None:
         poll = getattr(self.store, "poll_interval", 1.0) if self.store is not None else None
         start, end = self._watch
-        if poll is None and now < end and hasattr(self.store, "restore"):
+        if poll is None and now < end and self._restore_method() is not None:
             poll = WATCH_INTERVAL_SECONDS if now >= start else start - now
         self._next_poll = now + poll if poll is not None else math.inf
         if not self.access_token or self._failure is not None or self._unsaved is not None:
@@ -196,7 +196,7 @@ class StoreSync(WriteBacks):
         try:
             self._reload()
         except (StoreError, OSError, ValueError) as error:
-            if not hasattr(self.store, "restore"):  # there the version ranks the held login
+            if self._restore_method() is None:  # else the version ranks the held login
                 self._version = self.store.version()
             self._schedule_fast_path(self._clock())
             if self._tokens is not None:

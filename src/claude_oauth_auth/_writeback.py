@@ -53,6 +53,12 @@ class WriteBacks:
 
         def _reload_quietly(self) -> None: ...
 
+    def _restore_method(self) -> Callable[..., None] | None:
+        """The store's ``restore(tokens, *, version)``: set when its versions rank its logins
+        (Redis), so a login is written back under the version it had."""
+        restore: Callable[..., None] | None = getattr(self.store, "restore", None)
+        return restore
+
     # ----- lost data, a removed login ----------------------------------------------------------
 
     def _restore_lost_login(self) -> bool:
@@ -69,7 +75,7 @@ class WriteBacks:
             log.warning("The OAuth login was deleted from %s; no longer using it", store.location)
             self._adopt(None)  # a logout or a move: spending it here would fork the chain
             return False
-        restore, version = getattr(store, "restore", None), self._version
+        restore, version = self._restore_method(), self._version
         if restore is not None and not isinstance(version, int):
             return False  # no version to rank it by: a plain save would outrank newer logins
         try:
@@ -79,8 +85,7 @@ class WriteBacks:
                 store.save(held, expected_version=None)
         except StoreConflict:
             return True  # another worker wrote first: the caller reads theirs
-        self._restored_digest = token_digest(held.refresh_token)
-        self._restored_at = self._clock()  # each write-back starts the grace again
+        self._start_restore_grace(held.refresh_token, again=True)
         log.warning(
             "%s was empty (its data was lost, not deleted); wrote back the OAuth login "
             "this process holds",
@@ -109,7 +114,7 @@ class WriteBacks:
         after the store lost its data, while we hold the newer login."""
         ours, mine = self._tokens, self._version
         return (
-            hasattr(self.store, "restore")
+            self._restore_method() is not None
             and isinstance(version, int)
             and isinstance(mine, int)
             and version < mine
@@ -120,10 +125,10 @@ class WriteBacks:
 
     def _write_back_newer(self) -> None:
         """Replace the older login with ours, under our version (never over a newer one)."""
-        store, ours = self.store, self._tokens
-        assert store is not None and ours is not None
+        store, ours, restore = self.store, self._tokens, self._restore_method()
+        assert store is not None and ours is not None and restore is not None
         try:
-            store.restore(ours, version=self._version)  # type: ignore[attr-defined]
+            restore(ours, version=self._version)
         except StoreConflict:
             return  # a newer login meanwhile: the next check reads it
         except (StoreError, OSError) as error:
@@ -135,11 +140,11 @@ class WriteBacks:
             store.location,
         )
 
-    def _start_restore_grace(self, refresh_token: str) -> None:
+    def _start_restore_grace(self, refresh_token: str, *, again: bool = False) -> None:
         """A login written back after lost data is spent only after the grace, counted from
-        when this process first saw it."""
+        when this process first saw it (``again``: from now, as after our own write-back)."""
         digest = token_digest(refresh_token)
-        if digest != self._restored_digest:
+        if again or digest != self._restored_digest:
             self._restored_digest, self._restored_at = digest, self._clock()
 
     def _in_restore_grace(self) -> bool:
