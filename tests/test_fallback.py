@@ -390,11 +390,12 @@ def test_outage_without_a_fallback_is_a_clear_error(
     oauth_env.token_faults.append(OUTAGES["503"])  # spent by the refresh at construction
     client = ClaudeClient(max_retries=0)
     assert client.auth_method == "oauth"
-    with pytest.raises(anthropic.APIConnectionError) as caught:  # backing off: no POST
+    with pytest.raises(TokenRefreshError) as caught:  # backing off: no POST
         create(client)
-    cause = caught.value.__cause__
-    assert isinstance(cause, TokenRefreshError)
-    assert "answered HTTP 503" in str(cause) and oauth_env.token_url in str(cause)
+    assert isinstance(caught.value, anthropic.APIError)  # ours, not wrapped by the SDK
+    assert not isinstance(caught.value, anthropic.APIConnectionError)
+    error = caught.value
+    assert "answered HTTP 503" in str(error) and oauth_env.token_url in str(error)
     assert records(oauth_env) == []
     time.sleep(1.05)
     create(client)  # the endpoint is back

@@ -440,9 +440,11 @@ def test_error_handling_block(
         "bad_key": "Invalid credentials\n",
         "rate_limited": "Rate limit exceeded\n",
         "network": "Network error\n",
-        "server_error": "API error: Error code: 500 - ",
+        "server_error": "API error: ",
     }[case]
     assert out.startswith(expected)
+    if case == "server_error":  # the rest is the SDK's own wording, which changes between versions
+        assert "500" in out and "boom" in out
     sent = {"ok": 1, "no_credentials": 0, "bad_key": 1, "network": 0}.get(case, 3)
     assert len(records(oauth_env)) == sent
 

@@ -28,6 +28,7 @@ from fakeapi import FakeAnthropic, Fault
 from helpers import read_json, write_auth_file, write_claude_code_file, write_json
 
 from claude_oauth_auth import (
+    AsyncClaudeClient,
     ClaudeClient,
     OAuthTokenManager,
     TokenFileError,
@@ -149,6 +150,37 @@ def test_a_threshold_below_the_lifetime_is_used_as_given(
     assert server.token_posts == 2 and server.invalid_grants == 0
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_threshold_equal_to_the_lifetime_refreshes_once_for_a_burst_of_requests(
+    mode: str, oauth_env: FakeAnthropic, token_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``CLAUDE_TOKEN_REFRESH_THRESHOLD=3600`` with tokens that live 3600 s, as observed:
+    10 requests in a second make one token POST, not one each."""
+    monkeypatch.setenv("CLAUDE_TOKEN_REFRESH_THRESHOLD", "3600")
+    oauth_env.access_token_lifetime = 3600
+    access, refresh = oauth_env.issue_tokens(expires_in=3600)
+    write_auth_file(token_path, access, refresh, expires_in=3600)
+    message: dict[str, Any] = {
+        "model": "claude-test-1",
+        "max_tokens": 5,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    if mode == "sync":
+        client = ClaudeClient()
+        for _ in range(10):
+            client.messages.create(**message)
+    else:
+
+        async def burst() -> None:
+            client = AsyncClaudeClient()
+            for _ in range(10):
+                await client.messages.create(**message)
+
+        asyncio.run(burst())
+    assert len(oauth_env.api_requests) == 10
+    assert oauth_env.token_posts == 1 and oauth_env.invalid_grants == 0
+
+
 # ----- 9. merge, don't overwrite; a stale write-back is not adopted ----------------------------
 
 
@@ -186,6 +218,50 @@ def test_a_stale_write_back_is_not_adopted_and_our_tokens_are_written_back(
     assert read_json(token_path)["refresh_token"] == manager.refresh_token
     assert any("stale write-back" in r.getMessage() for r in caplog.records)
     assert server.token_posts == 1 and login_alive(server, token_path)
+
+
+STALE_WRITE_BACK_CHILD = textwrap.dedent(
+    """
+    import sys
+    from claude_oauth_auth import ClaudeClient
+    message = dict(
+        model="claude-test-1", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
+    )
+    client = ClaudeClient()
+    client.messages.create(**message)  # refreshes the expired login
+    print("refreshed", flush=True)
+    sys.stdin.readline()  # meanwhile another program writes the old tokens back
+    for _ in range(3):
+        client.messages.create(**message)
+    print("done", flush=True)
+    """
+)
+
+
+def test_a_stale_write_back_just_before_exit_does_not_lose_the_login(
+    oauth_env: FakeAnthropic, token_path: Path
+) -> None:
+    """As observed: our requests keep working after the stale write-back, then the process
+    exits; the file must hold our newer login, not the spent refresh token."""
+    expired_login(oauth_env, token_path)
+    stale = token_path.read_bytes()
+    child = subprocess.Popen(
+        [sys.executable, "-c", STALE_WRITE_BACK_CHILD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    assert child.stdout.readline().strip() == "refreshed"
+    token_path.write_bytes(stale)  # without our lock, as another program would
+    child.stdin.write("go\n")
+    child.stdin.flush()
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0 and out.strip() == "done", err
+    assert oauth_env.token_posts == 1
+    assert read_json(token_path)["refresh_token"] != json.loads(stale)["refresh_token"]
+    assert login_alive(oauth_env, token_path)
 
 
 def test_a_stale_write_back_of_a_token_another_process_spent_is_not_adopted(
@@ -433,7 +509,47 @@ def test_tracebacks_with_locals_hold_no_secret(
         text = with_locals(error)
         assert "claude_oauth_auth" in text  # our frames are in it, with their locals
         for secret in secrets:
-            assert secret not in text, f"a secret in a traceback of {type(error).__name__}"
+            leaked = [piece for piece in slices(secret) if piece in text]
+            assert not leaked, f"a piece of a secret in a traceback of {type(error).__name__}"
+
+
+def slices(secret: str, size: int = 20) -> list[str]:
+    """Every ``size``-character piece of ``secret``: a tracker shows what a repr cut short."""
+    return [secret[start : start + size] for start in range(len(secret) - size + 1)]
+
+
+@pytest.mark.parametrize("scenario", ["server_error", "invalid_grant"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_no_slice_of_a_token_in_a_traceback_with_locals_after_a_failed_refresh(
+    scenario: str, mode: str, oauth_env: FakeAnthropic, token_path: Path
+) -> None:
+    """What an error tracker sends after a request whose refresh got a 500 or invalid_grant:
+    no 20-character piece of the access or the refresh token, in any frame of the chain."""
+    access, refresh = oauth_env.issue_tokens()
+    write_auth_file(token_path, access, refresh)
+    client: Any = (
+        ClaudeClient(max_retries=0) if mode == "sync" else AsyncClaudeClient(max_retries=0)
+    )
+    oauth_env.revoke_access_token(access)  # the API refuses it: the request refreshes
+    if scenario == "server_error":
+        oauth_env.token_faults.append(Fault(500, {"error": "server_error"}))
+    else:
+        oauth_env.revoke_refresh_token(refresh)
+    message: dict[str, Any] = {
+        "model": "claude-test-1",
+        "max_tokens": 5,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    with pytest.raises(anthropic.APIError) as caught:
+        if mode == "sync":
+            client.messages.create(**message)
+        else:
+            asyncio.run(client.messages.create(**message))
+    text = with_locals(caught.value)
+    assert "claude_oauth_auth" in text
+    for name, secret in (("access", access), ("refresh", refresh)):
+        leaked = [piece for piece in slices(secret) if piece in text]
+        assert not leaked, f"a piece of the {name} token in a traceback: {leaked[:1]}"
 
 
 def test_a_broken_token_file_error_has_no_secret_in_its_traceback(token_path: Path) -> None:
@@ -443,7 +559,8 @@ def test_a_broken_token_file_error_has_no_secret_in_its_traceback(token_path: Pa
     token_path.chmod(0o600)
     with pytest.raises(TokenFileError) as caught:
         OAuthTokenManager(token_file=token_path)
-    assert secret not in with_locals(caught.value)
+    text = with_locals(caught.value)
+    assert not [piece for piece in slices(secret) if piece in text]
 
 
 # ----- 15. control characters in a stored token ------------------------------------------------

@@ -36,6 +36,7 @@ from claude_oauth_auth import (
     ClaudeAuthError,
     ClaudeClient,
     OAuthTokenManager,
+    TokenRefreshError,
     UnifiedAuthManager,
     get_auth_status,
 )
@@ -201,7 +202,7 @@ def test_refusals_and_transient_failures_without_a_key(
     manager = client.auth_manager.token_manager
     assert manager is not None
     for _ in range(2):  # failing fast while backing off, then the second 500
-        with pytest.raises(anthropic.APIConnectionError) as transient:
+        with pytest.raises(TokenRefreshError) as transient:
             ask(client, sweep)
         sweep.error(transient.value)
         skip_backoff(manager)

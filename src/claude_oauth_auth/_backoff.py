@@ -46,6 +46,7 @@ MIN_RETRY_AFTER_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 60.0
 MAX_SPENT = 8
 MAX_STATE_BYTES = 64 * 1024
+MAX_REASON_CHARS = 4000  # a bound against a runaway answer, far above any message of ours
 
 
 def backoff_delay(failures: int, retry_after: float | None, rng: random.Random) -> float:
@@ -130,7 +131,7 @@ def read_shared_state(path: Path) -> SharedState:
         state.spent = [item for item in spent if isinstance(item, str)][-MAX_SPENT:]
     error = document.get("last_error")
     if isinstance(error, str):
-        state.last_error = error[:300]
+        state.last_error = error[:MAX_REASON_CHARS]
     refused = document.get("refused")
     if isinstance(refused, list):
         state.refused = [r for r in map(_refusal, refused) if r is not None][-MAX_SPENT:]
@@ -145,7 +146,7 @@ def _refusal(item: object) -> Refusal | None:
         return None
     if not isinstance(status, int) or isinstance(status, bool):
         status = None
-    return Refusal(key, reason[:300], status)
+    return Refusal(key, reason[:MAX_REASON_CHARS], status)
 
 
 def write_shared_state(path: Path, state: SharedState) -> None:
@@ -192,7 +193,7 @@ class BackoffSchedule:
         retry_after = getattr(error, "retry_after", None)
         delay = backoff_delay(self._failures, retry_after, self._rng)
         self._retry_not_before = self._clock() + delay
-        self._last_error = str(error)[:300]
+        self._last_error = str(error)[:MAX_REASON_CHARS]
 
     def _backing_off(self, now: float) -> TokenRefreshError:
         left = self._retry_not_before - now
@@ -216,7 +217,7 @@ class BackoffSchedule:
         """``invalid_grant``: tell every process sharing the store (under its lock)."""
         key = refusal_key(self.token_url, self.client_id, token.reveal())
         kept = [item for item in self._refused if item.key != key]
-        self._refused = [*kept, Refusal(key, reason[:300], status)][-MAX_SPENT:]
+        self._refused = [*kept, Refusal(key, reason[:MAX_REASON_CHARS], status)][-MAX_SPENT:]
         self._write_shared_backoff()
 
     def _state_file(self) -> Path | None:

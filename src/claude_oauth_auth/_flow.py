@@ -7,7 +7,7 @@ source, a response body); the sync driver performs steps directly, the async one
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import anthropic
@@ -19,8 +19,9 @@ from ._cascade import UnifiedAuthManager
 from ._errors import ClaudeAuthError, StoreError, TokenRefreshError
 from ._failover import Fallback
 from ._manager import OAuthTokenManager
-from ._sdk_errors import OAuthRefreshError
+from ._sdk_errors import OAuthRefreshError, reaching_the_sdk
 from ._sources import Credential
+from ._tokens import Secret
 
 __all__ = [
     "CLAUDE_CODE_ADVICE",
@@ -89,18 +90,22 @@ class CacheSource:
 
 @dataclass(frozen=True)
 class _Token:
-    """Step: a token from ``source`` (``rejected``: the API just refused that one)."""
+    """Step: a token from ``source`` (``rejected``: the API just refused that one).
+
+    Tokens travel masked (``Secret``) between steps: a traceback that records locals shows
+    no frame of this module holding a bare token."""
 
     source: TokenSource
-    rejected: str | None = None
+    rejected: Secret | None = None
 
-    def run(self) -> str:
+    def run(self) -> Secret:
         if self.rejected is None:
-            return self.source.peek_valid_token() or self.source.token()
-        return self.source.token(rejected=self.rejected)
+            return Secret(self.source.peek_valid_token() or self.source.token())
+        return Secret(self.source.token(rejected=self.rejected.reveal()))
 
-    def arun(self) -> Awaitable[str]:
-        return self.source.async_token(rejected=self.rejected)
+    async def arun(self) -> Secret:
+        refused = self.rejected
+        return Secret(await self.source.async_token(rejected=refused.reveal() if refused else None))
 
 
 @dataclass(frozen=True)
@@ -113,22 +118,22 @@ class _Probe:
     auth: UnifiedAuthManager
     source: TokenSource
 
-    def run(self) -> str | None:
+    def run(self) -> Secret | None:
         if not self.auth._start_probe():
             return None
         try:
-            token = self.source.token()
+            token = Secret(self.source.token())
         except BaseException as error:
             self._failed(error)
             return None
         self.auth._finish_probe(None)
         return token
 
-    async def arun(self) -> str | None:
+    async def arun(self) -> Secret | None:
         if not self.auth._start_probe():
             return None
         try:
-            token = await self.source.async_token()
+            token = Secret(await self.source.async_token())
         except BaseException as error:
             self._failed(error)
             return None
@@ -182,14 +187,20 @@ Step = httpx2.Request | _Token | _Probe | _FailOver | _Body
 class _Outcome:
     """What the last step gave back to the generator: a value, or an error to raise there."""
 
-    value: Any = None
+    value: Any = field(default=None, repr=False)
     error: Exception | None = None
 
-    def advance(self, steps: Generator[Step, Any, None]) -> Step | None:
+    def advance(self, steps: Generator[Step, Any, None], request: httpx2.Request) -> Step | None:
+        """The next step; our error on the way out becomes its SDK twin (not retried)."""
         try:
             return steps.throw(self.error) if self.error else steps.send(self.value)
         except StopIteration:
             return None
+        except ClaudeAuthError as error:
+            twin = reaching_the_sdk(error, request)
+            if twin is error:
+                raise
+            raise twin from twin.__cause__
 
     @staticmethod
     def of(call: Callable[[], Any]) -> _Outcome:
@@ -222,7 +233,7 @@ class AuthFlow(AccessTokenAuth):
         self, request: httpx2.Request
     ) -> Generator[httpx2.Request, httpx2.Response, None]:
         steps, outcome = self._steps(request), _Outcome()
-        while (step := outcome.advance(steps)) is not None:
+        while (step := outcome.advance(steps, request)) is not None:
             if isinstance(step, httpx2.Request):
                 outcome = _Outcome((yield step))
             else:
@@ -233,7 +244,7 @@ class AuthFlow(AccessTokenAuth):
         self, request: httpx2.Request
     ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
         steps, outcome = self._steps(request), _Outcome()
-        while (step := outcome.advance(steps)) is not None:
+        while (step := outcome.advance(steps, request)) is not None:
             if isinstance(step, httpx2.Request):
                 outcome = _Outcome((yield step))
             else:
@@ -264,13 +275,13 @@ class AuthFlow(AccessTokenAuth):
             try:
                 if token is None:
                     token = yield _Token(source)
-                self._apply(request, token)
+                self._apply(request, token.reveal())
                 response = yield request
                 if response.status_code == 401:
                     fresh = yield _Token(source, rejected=token)
                     if fresh == token:
                         return
-                    self._apply(request, fresh)
+                    self._apply(request, fresh.reveal())
                     response = yield request
                     if response.status_code != 401:
                         return

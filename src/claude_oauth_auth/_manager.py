@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from . import _config
 from ._backoff import Refusal
-from ._errors import StoreError, TokenRefreshError
+from ._errors import ClaudeAuthError, StoreError, TokenRefreshError
 from ._hooks import HookStore, overrides_hooks
 from ._spend import RefreshSteps, default_grant
 from ._sync import NOTHING_SERVED, Served, default_token_file, make_access_token
@@ -49,6 +50,21 @@ def _reset_locks_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_locks_after_fork)
+
+
+@atexit.register
+def _put_back_before_exit() -> None:
+    """A login we rotated that another program overwrote with an older one since our last
+    look is written back before the process ends (a few requests later would have)."""
+    for manager in list(_live_managers.values()):
+        if not manager._lock.acquire(timeout=1.0):
+            continue  # busy in a thread that outlives us: it saves what it holds
+        try:
+            manager._put_back_before_exit()
+        except Exception as error:  # never fail an exit
+            log.debug("Checking %r at exit failed: %s", manager, error)
+        finally:
+            manager._lock.release()
 
 
 class OAuthTokenManager(RefreshSteps):
@@ -213,7 +229,15 @@ class OAuthTokenManager(RefreshSteps):
         if not force_refresh and served.token is not None and self._clock() < served.until:
             cached: AccessToken = served.token
             return cached
-        token = make_access_token(self.token(force=force_refresh))  # masked repr, no bare str
+        try:
+            token = make_access_token(self.token(force=force_refresh))  # masked repr
+        except ClaudeAuthError as error:  # the SDK called us: reach its caller unwrapped
+            from ._sdk_errors import reaching_the_sdk, token_request
+
+            twin = reaching_the_sdk(error, token_request(self.token_url))
+            if twin is error:
+                raise
+            raise twin from twin.__cause__
         served = self._served
         if served.text == token.token and served.token is None and self._lock.acquire(False):
             try:  # cache it for the fast path, unless the tokens changed meanwhile

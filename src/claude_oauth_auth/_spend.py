@@ -143,7 +143,6 @@ class RefreshSteps(BackoffSchedule, StoreSync):
                 message += f" in {self.store.location}"
             self._raise_refused(message + "; log in again", None)
         spent = Secret(self.refresh_token)
-        started = self._clock()
         try:
             fresh = self._grant(self.token_url, spent, self.client_id)
         except RefreshRefused as refused:
@@ -168,7 +167,9 @@ class RefreshSteps(BackoffSchedule, StoreSync):
             previous.extra if previous else {},
         )
         if fresh.expires_at is not None:
-            self._granted_lifetime = max(0.0, fresh.expires_at - started)
+            # Measured from the answer, not from the POST: a threshold equal to the granted
+            # lifetime must count as reaching it (else every request refreshes).
+            self._granted_lifetime = max(0.0, fresh.expires_at - self._clock())
         self._persist(fresh, spent=spent)  # first: every moment before it can lose the login
         self._clear_backoff(spent)
         log.info(

@@ -177,6 +177,22 @@ class WriteBacks:
         path = path_of(self.store)
         return path is not None and digest in read_shared_state(state_path(path)).spent
 
+    def _put_back_before_exit(self) -> None:
+        """At exit: if another writer put an older login (one we spent) over ours since we last
+        looked, write ours back; the process takes the only live login with it otherwise."""
+        store = self.store
+        if store is None or not self._spent or self._tokens is None:
+            return
+        try:
+            version = store.version()
+            if version == self._version:
+                return
+            theirs = store.load()
+        except (StoreError, OSError, ValueError):
+            return
+        if theirs is not None and self._is_stale_write_back(theirs):
+            self._keep_ours_over_stale_write_back(version)
+
     def _keep_ours_over_stale_write_back(self, version: Version) -> None:
         """Keep our newer tokens and write them back (under the store's lock)."""
         store, ours = self.store, self._tokens
