@@ -10,7 +10,9 @@
 
 Classes marked * are also ``anthropic.AuthenticationError``, so code written for the
 SDK catches them; they live in ``_sdk_errors`` so importing this module never imports
-``anthropic``.
+``anthropic``. The others, raised while the SDK prepares a request, reach its caller as
+their SDK twin (``_sdk_errors.reaching_the_sdk``): the same class, also an
+``anthropic.APIError``, so the SDK neither wraps nor retries them.
 """
 
 from __future__ import annotations
