@@ -527,9 +527,7 @@ def test_no_slice_of_a_token_in_a_traceback_with_locals_after_a_failed_refresh(
     no 20-character piece of the access or the refresh token, in any frame of the chain."""
     access, refresh = oauth_env.issue_tokens()
     write_auth_file(token_path, access, refresh)
-    client: Any = (
-        ClaudeClient(max_retries=0) if mode == "sync" else AsyncClaudeClient(max_retries=0)
-    )
+    client: Any = ClaudeClient() if mode == "sync" else AsyncClaudeClient()  # SDK retries on
     oauth_env.revoke_access_token(access)  # the API refuses it: the request refreshes
     if scenario == "server_error":
         oauth_env.token_faults.append(Fault(500, {"error": "server_error"}))

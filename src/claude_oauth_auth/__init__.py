@@ -7,8 +7,7 @@ or an SDK-derived error class is first used.
 import typing as _typing
 
 from . import _lazy
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 if _typing.TYPE_CHECKING:
     from ._cascade import UnifiedAuthManager

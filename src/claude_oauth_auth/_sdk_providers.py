@@ -77,7 +77,7 @@ def profile_manager(
 
 def _profile_grant(token_url: str, refresh_token: Secret, client_id: str) -> TokenSet:
     """The SDK's refresh request for a profile: the same body, with the OAuth beta flag."""
-    from . import __version__
+    from ._version import __version__
 
     return request_refresh(
         token_url,

@@ -215,7 +215,7 @@ class RefreshSteps(BackoffSchedule, StoreSync):
 
 
 def default_grant(token_url: str, refresh_token: Secret, client_id: str) -> TokenSet:
-    from . import __version__
+    from ._version import __version__
 
     return request_refresh(
         token_url, refresh_token, client_id, user_agent=f"claude-oauth-auth/{__version__}"

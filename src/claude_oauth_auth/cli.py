@@ -15,7 +15,6 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
-from . import __version__
 from ._cli_help import (
     DESCRIPTION,
     KEEP_FRESH_EPILOG,
@@ -38,6 +37,7 @@ from ._command_base import (
 from ._commands import COMMAND_ARGUMENTS, COMMANDS
 from ._console import TerminalConsole
 from ._errors import ClaudeAuthError, StoreError, TokenFileError, TokenRefreshError
+from ._version import __version__
 
 __all__ = ["main"]
 
