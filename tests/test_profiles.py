@@ -437,3 +437,52 @@ def test_a_refused_exchange_is_an_authentication_error_naming_the_step(
         client.messages.create(model="claude-test-1", max_tokens=5, messages=MESSAGES)
     assert "eyJ.not.known" not in str(caught.value)
     assert server.token_posts == 1
+
+
+# ----- as the SDK sees them (issue 23) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("broken", ["missing", "not_json"])
+def test_a_profile_named_by_the_variable_that_cannot_be_loaded_stops_the_cascade_as_in_the_sdk(
+    broken: str, home: Path, server: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ANTHROPIC_PROFILE=work`` without a usable ``work`` profile: the SDK raises, so do we,
+    rather than falling through to the default profile; status exits 1 naming the file."""
+    write_profile(config_dir(home), "default", server)
+    monkeypatch.setenv("ANTHROPIC_PROFILE", "work")
+    path = config_dir(home) / "configs" / "work.json"
+    if broken == "not_json":
+        path.write_text("{bad")
+        path.chmod(0o644)
+    with pytest.raises(anthropic.AnthropicError):
+        anthropic.Anthropic()
+    with pytest.raises(anthropic.AuthenticationError) as caught:
+        ClaudeClient()
+    assert str(path) in str(caught.value)
+    status = get_auth_status()
+    assert status["source"] is None and status["fix"]
+    assert str(path) in status["fix"] or str(path) in status["sources"][-3]["detail"]
+    if broken == "missing":
+        assert "ant auth login --profile work" in status["fix"]
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "claude_oauth_auth", "status"], capture_output=True, text=True
+    )
+    assert done.returncode == 1, done.stdout
+    assert str(path) in done.stdout
+    assert server.token_posts == 0 and server.api_requests == []
+
+
+def test_status_shows_the_profiles_host_and_token_url(
+    home: Path, server: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``user_oauth`` profile whose ``base_url`` points elsewhere: status shows the host the
+    client, the refresh and ``--check`` use, not the API's default."""
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    write_profile(config_dir(home), "default", server)
+    status = get_auth_status()
+    assert status["source"] == "anthropic_profile_active"
+    assert status["api_base_url"] == server.base_url
+    assert status["token_url"] == server.token_url

@@ -209,6 +209,8 @@ class UnifiedAuthManager(FailoverMixin):
             report, credential = check_source(name, self._manager_options)
             self._reports[name] = report
             log.debug("Source %s is %s: %s", name, report.state, report.detail)
+            if report.final:
+                return None  # the SDK raises here too: nothing below is tried
             if report.state == "invalid":
                 log.warning("Skipping %s: %s", name, report.detail)
             if credential is not None:

@@ -15,7 +15,7 @@ CHECK_TEXT = {
     "ok": "ok: the API accepted the credential",
     "refused": "refused",
     "unreachable": "unreachable",
-    "skipped": "not checked: there is no usable credential",
+    "skipped": "not checked",
 }
 
 
@@ -23,20 +23,26 @@ def run_status(arguments: argparse.Namespace, console: Console) -> Result:
     from ._status import get_auth_status
 
     status = get_auth_status()
-    code = EXIT_OK
-    if status["source"] is None or status["configuration_errors"]:
-        code = EXIT_FAILED
-    text = _status_text(status)  # before the check: times shown as of the offline look
-    if getattr(arguments, "check", False):
-        status["check"] = check = _check(status)
-        if check["result"] != "ok":
-            code = EXIT_FAILED
-        text += "\n" + _check_line(check)
-        if check.get("fix"):
-            text += f"\nTo fix: {check['fix']}."
-        covered = tuple(str(check[key]) for key in ("reason", "fallback") if check.get(key))
-        return Result(text, status, code, covered=covered)
-    return Result(text, status, code)
+    if not getattr(arguments, "check", False):
+        return Result(_status_text(status), status, _exit_code(status))
+    check = _check(status)
+    if status["source"] is not None:
+        status = get_auth_status()  # as the check left it: a refresh shows its new expiry
+    status["check"] = check
+    code = _exit_code(status) if check["result"] == "ok" else EXIT_FAILED
+    # A passed check answers the advice's "the API may refuse them"; a failed one says more.
+    text = _status_text(status, advise=False) + "\n" + _check_line(check)
+    if check.get("fix"):
+        text += f"\nTo fix: {check['fix']}."
+    covered = tuple(str(check[key]) for key in ("reason", "fallback") if check.get(key))
+    return Result(text, status, code, covered=covered)
+
+
+def _exit_code(status: dict[str, Any]) -> int:
+    """1 when no credential is usable, a setting makes one unusable, or the login in use was
+    refused (it stops working at its expiry)."""
+    failed = status["source"] is None or status["configuration_errors"] or status["refused"]
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _check(status: dict[str, Any]) -> dict[str, Any]:
@@ -50,12 +56,16 @@ def _check(status: dict[str, Any]) -> dict[str, Any]:
     return check
 
 
-def _status_text(status: dict[str, Any]) -> str:
+def _status_text(status: dict[str, Any], *, advise: bool = True) -> str:
+    """The credential, the source table, the summary, and one line of what to do
+    (``advise=False`` leaves out the API key advice, once a check has answered it)."""
+    from ._status import FALLBACK_ADVICE
+
     lines = _credential_lines(status)
     lines += ["", *_source_table(status["sources"]), "", status["summary"]]
     if status["fix"]:
         lines.append(f"To fix: {status['fix']}.")
-    elif status["recommendation"]:
+    elif status["recommendation"] and (advise or status["recommendation"] != FALLBACK_ADVICE):
         lines.append(status["recommendation"])
     return "\n".join(lines)
 

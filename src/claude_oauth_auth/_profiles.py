@@ -127,7 +127,7 @@ def load_profile(name: str, selected_by: str) -> SdkProfile:
                 raise StoreError(where, reason, f"run chmod go-w {where}")
             raw = handle.read()
     except FileNotFoundError:
-        fix = f"{LOGIN_ADVICE}, or set {ENV.PROFILE} to another profile"
+        fix = f"run `ant auth login --profile {name}`, or set {ENV.PROFILE} to another profile"
         if selected_by == "active_config":
             fix = f"{LOGIN_ADVICE}, or point {base / 'active_config'} at an existing profile"
         raise StoreError(where, f"does not exist (profile {name!r}, {selected_by})", fix) from None
@@ -224,11 +224,19 @@ Found = tuple[SourceReport, Credential | None]
 
 
 def check_profile_env() -> Found:
-    """``anthropic_profile``: the profile ``ANTHROPIC_PROFILE`` names."""
+    """``anthropic_profile``: the profile ``ANTHROPIC_PROFILE`` names. As in the SDK, a profile
+    it names that cannot be loaded ends the cascade (``final``): no later source is tried."""
     name = os.environ.get(ENV.PROFILE)
     if not name:
         return SourceReport("anthropic_profile", "absent", f"{ENV.PROFILE} is not set"), None
-    return check_profile("anthropic_profile", name, ENV.PROFILE)
+    try:
+        profile = load_profile(name, ENV.PROFILE)
+    except StoreError as error:
+        report = SourceReport("anthropic_profile", "invalid", str(error), error.location)
+        report.configuration_error = report.final = True
+        report.fix = error.fix
+        return report, None
+    return check_loaded_profile("anthropic_profile", profile)
 
 
 def check_active_profile() -> Found:

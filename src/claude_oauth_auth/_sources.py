@@ -63,6 +63,8 @@ class SourceReport:
     path: str | None = None
     configuration_error: bool = False  # invalid because of a setting, not the stored tokens
     fix: str | None = None  # what the store's own error says to run, when it says
+    refused: str | None = None  # the endpoint's verdict on the stored refresh token, if any
+    final: bool = False  # as in the SDK, the cascade stops here: no later source is tried
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "state": self.state, "detail": self.detail, "path": self.path}
@@ -255,7 +257,7 @@ def _token_report(
     if refused is not None and left <= 0:
         detail = f"{origin}: the access token expired {format_duration(-left)} ago and "
         detail += f"{refused}; log in again"
-        return SourceReport(source, "invalid", detail, where), None
+        return SourceReport(source, "invalid", detail, where, refused=refused), None
     refresh = "refresh token present" if tokens.refresh_token else "no refresh token"
     if refused is not None:
         refresh = f"but {refused}; log in again"
@@ -265,7 +267,7 @@ def _token_report(
     if isinstance(notes, list) and notes:
         detail += f" ({'; '.join(map(str, notes))})"
     credential = Credential("oauth", source, tokens=tokens, path=path)
-    return SourceReport(source, "available", detail, where), credential
+    return SourceReport(source, "available", detail, where, refused=refused), credential
 
 
 def _recorded_refusal(tokens: TokenSet, path: Path | None) -> str | None:

@@ -21,7 +21,12 @@ from ._sources import (
 )
 from ._tokens import mask
 
-__all__ = ["DEFAULT_API_BASE_URL", "expiry_text", "get_auth_status"]
+__all__ = ["DEFAULT_API_BASE_URL", "FALLBACK_ADVICE", "expiry_text", "get_auth_status"]
+
+FALLBACK_ADVICE = (
+    "Set ANTHROPIC_API_KEY as a fallback: subscription (Pro/Max) OAuth tokens are "
+    "only authorized for Claude Code, and the API may refuse them."
+)
 
 DEFAULT_API_BASE_URL = "https://api.anthropic.com"  # the SDK's default
 
@@ -39,11 +44,14 @@ def get_auth_status(sources: Sequence[str] | None = None) -> dict[str, Any]:
     ``oauth_token_expiry``, ``oauth_token_file``, ``api_key_available``, ``api_key_source``,
     ``credential`` (what the used source holds: kind, location, expiry, scopes, subscription,
     whether it can refresh), ``api_base_url``, ``token_url``, ``sources`` (name, state, detail,
-    path and fix for each), ``configuration_errors``, ``recommendation`` and ``fix``.
+    path and fix for each), ``configuration_errors``, ``refused`` (the token endpoint's verdict
+    when it refused the refresh token of the login in use: it stops working at its expiry),
+    ``recommendation`` and ``fix``.
     """
     names = validate_sources(sources)
     reports: list[SourceReport] = []
     found: list[tuple[SourceReport, Credential]] = []
+    final: SourceReport | None = None
     for name in names:
         if name == "explicit":
             continue
@@ -55,8 +63,13 @@ def get_auth_status(sources: Sequence[str] | None = None) -> dict[str, Any]:
                 None,
             )
         reports.append(report)
-        if credential is not None:
+        if final is not None and report.state == "available":
+            report.state = "not_checked"
+            report.detail += f" (not tried: the cascade stops at {final.name}, as the SDK does)"
+        elif credential is not None:
             found.append((report, credential))
+        if report.final and final is None and not found:
+            final = report
 
     used = found[0][1] if found else None
     used_report = found[0][0] if found else None
@@ -71,12 +84,13 @@ def get_auth_status(sources: Sequence[str] | None = None) -> dict[str, Any]:
     invalid = [report for report in reports if report.state == "invalid"]
     blocking = _blocking_report(reports, used_report)
 
+    refused = used_report.refused if used_report is not None else None
     status: dict[str, Any] = {
-        "summary": _summary(used, invalid),
+        "summary": _summary(used, invalid, refused),
         "auth_method": used.auth_method if used else None,
         "source": used.source if used else None,
         "credential": _credential_details(used, used_report),
-        "api_base_url": _config.env_value("ANTHROPIC_BASE_URL") or DEFAULT_API_BASE_URL,
+        "api_base_url": _api_base_url(used),
         "token_url": _token_url(used),
         "oauth_available": oauth is not None,
         "oauth_token_valid": bool(tokens and tokens.seconds_left() > 0)
@@ -89,8 +103,9 @@ def get_auth_status(sources: Sequence[str] | None = None) -> dict[str, Any]:
         "api_key_source": key.source if key else None,
         "sources": [{**report.as_dict(), "fix": _fix_for(report)} for report in reports],
         "configuration_errors": [r.name for r in reports if r.configuration_error],
+        "refused": refused,
         "recommendation": _recommendation(used, key, invalid),
-        "fix": _fix_line(used, blocking),
+        "fix": _fix_line(used, blocking, used_report if refused else None),
     }
     return status
 
@@ -134,10 +149,19 @@ def _credential_details(used: Credential | None, report: SourceReport | None) ->
     return details
 
 
+def _api_base_url(used: Credential | None) -> str:
+    """The host a client built now sends to: the variable, else an SDK profile's, else the API."""
+    named = _config.env_value("ANTHROPIC_BASE_URL")
+    profile = used.profile if used is not None else None
+    return named or (profile.base_url if profile else None) or DEFAULT_API_BASE_URL
+
+
 def _token_url(used: Credential | None) -> str | None:
     """The token endpoint a refresh of the used credential would call (None: no refresh)."""
     if used is None or used.tokens is None:
         return None
+    if used.profile is not None:
+        return used.profile.token_url()  # as the client builds it: the profile's host first
     from_file = used.tokens.extra.get("token_url")
     named = _config.env_value(ENV.TOKEN_URL) or (from_file if isinstance(from_file, str) else None)
     return named or _config.DEFAULT_TOKEN_URL
@@ -153,7 +177,7 @@ def _blocking_report(reports: list[SourceReport], used: SourceReport | None) -> 
     return None
 
 
-def _summary(used: Credential | None, invalid: list[SourceReport]) -> str:
+def _summary(used: Credential | None, invalid: list[SourceReport], refused: str | None) -> str:
     names = ", ".join(report.name for report in invalid)
     broken = f" ({len(invalid)} {'source is' if len(invalid) == 1 else 'sources are'} broken: "
     broken += f"{names})"
@@ -162,6 +186,8 @@ def _summary(used: Credential | None, invalid: list[SourceReport]) -> str:
     text = f"Using {_kind_phrase(used)} from {used.source}"
     if used.tokens is not None:
         text += f", {describe_expiry(used.tokens.expires_at)}"
+    if refused is not None:
+        text += ", but its refresh token was refused: it stops working then"
     return text + (broken if invalid else "") + "."
 
 
@@ -181,17 +207,19 @@ def _recommendation(
         first = invalid[0]
         return f"Fix or remove {first.name}: {first.detail}"
     if used.kind == "oauth" and key is None and used.profile is None:
-        return (
-            "Set ANTHROPIC_API_KEY as a fallback: subscription (Pro/Max) OAuth tokens are "
-            "only authorized for Claude Code, and the API may refuse them."
-        )
+        return FALLBACK_ADVICE
     return None
 
 
-def _fix_line(used: Credential | None, blocking: SourceReport | None) -> str | None:
-    """The "To fix" line: the broken source in the way, and the command that fixes it."""
+def _fix_line(
+    used: Credential | None, blocking: SourceReport | None, refused: SourceReport | None
+) -> str | None:
+    """The "To fix" line: the broken source in the way, or the refused login in use, and the
+    command that fixes it."""
     if blocking is not None:
         return f"{blocking.name} is broken; {_fix_for(blocking)}"
+    if refused is not None:
+        return f"{refused.name}'s login was refused; {_repair(refused)}"
     if used is None:
         return explain_reports([]).split("\n")[-1].removeprefix("To fix: ").rstrip(".")
     return None
@@ -201,6 +229,11 @@ def _fix_for(report: SourceReport) -> str | None:
     """The command that repairs one source (None for a source that needs nothing)."""
     if report.state != "invalid":
         return None
+    return _repair(report)
+
+
+def _repair(report: SourceReport) -> str:
+    """The command that repairs a source whose login is broken or refused."""
     if report.fix:
         return report.fix
     detail = report.detail
