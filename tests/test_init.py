@@ -101,7 +101,11 @@ def test_a_missing_framework_names_its_extra() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "pip install 'claude-oauth-auth[langchain]'" in result.stdout
+    # Commands that work from here (no release on PyPI yet): the extra's own package, or this
+    # clone (the test venv installs it editable) with the extra.
+    assert "pip install 'langchain-anthropic<2,>=1.7.10'" in result.stdout
+    assert f"pip install -e '{Path(__file__).parents[1]}[langchain]'" in result.stdout
+    assert "pip install 'claude-oauth-auth[langchain]'" not in result.stdout
 
 
 def test_core_and_dev_installs_pull_in_no_framework() -> None:

@@ -201,9 +201,10 @@ def test_missing_keyring_library_says_how_to_install_it() -> None:
         """
     )
     assert result.returncode == 0, result.stderr
+    clone = Path(__file__).parents[1]
     assert result.stdout.strip() == (
         "keyring://claude-oauth-auth/default: the keyring library is not installed "
-        "(pip install 'claude-oauth-auth[keyring]')"
+        f"(pip install 'keyring>=24', or pip install -e '{clone}[keyring]')"
     )
 
 

@@ -13,6 +13,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -437,9 +438,10 @@ def test_without_the_redis_library() -> None:
             print(type(error).__name__, "|", error)
     """)
     assert result.returncode == 0, result.stderr
+    clone = Path(__file__).parents[1]
     assert result.stdout == (
         "StoreError | redis://127.0.0.1:1/0 key=claude-oauth-auth:default: the redis library "
-        "is not installed (pip install 'claude-oauth-auth[redis]')\n"
+        f"is not installed (pip install 'redis>=5', or pip install -e '{clone}[redis]')\n"
     )
 
 

@@ -15,7 +15,8 @@ def require(module: str, extra: str) -> ModuleType:
     except ModuleNotFoundError as error:
         if error.name is None or module.split(".")[0] != error.name.split(".")[0]:
             raise  # the framework is there, but something it needs is not
+        from .._install import install_hint
+
         raise ModuleNotFoundError(
-            f"{module} is not installed; install it with: pip install 'claude-oauth-auth[{extra}]'",
-            name=module,
+            f"{module} is not installed; install it with: {install_hint(extra)}", name=module
         ) from error

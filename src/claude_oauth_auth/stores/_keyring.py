@@ -19,16 +19,17 @@ from typing import Any, NoReturn
 import filelock
 
 from .._errors import StoreConflict, StoreError
+from .._install import install_hint
 from .._tokens import TokenFormatError, TokenSet, mask, parse_token_document
 from .._tokens import render_token_document as render
 from ._base import DEFAULT_LOCK_TIMEOUT, Version
 
 __all__ = ["KeyringStore"]
 
-_INSTALL_FIX = "pip install 'claude-oauth-auth[keyring]'"
 _NO_BACKEND_FIX = (
     "start an OS secret store (on Linux GNOME Keyring or KeePassXC with its Secret Service "
-    "enabled, in a session where DBUS_SESSION_BUS_ADDRESS is set), or use a FileStore"
+    "enabled, in a session where DBUS_SESSION_BUS_ADDRESS is set), or keep the tokens in a "
+    "token file instead (a file:///PATH store)"
 )
 _DBUS_MODULES = frozenset({"secretstorage", "jeepney", "dbus", "_dbus_bindings"})
 # Modules whose exceptions mean "the secret store failed", not "our code is wrong".
@@ -154,7 +155,7 @@ class KeyringStore:
         try:
             import keyring.errors  # noqa: F401  (imports keyring itself too)
         except ImportError:
-            self._fail(None, "the keyring library is not installed", _INSTALL_FIX)
+            self._fail(None, "the keyring library is not installed", install_hint("keyring"))
 
     def _get(self) -> str | None:
         self._require_keyring()
@@ -181,7 +182,8 @@ class KeyringStore:
             self._fail(
                 None,
                 "the stored secret is Claude Code's credential, not a claude-oauth-auth token set",
-                "use ClaudeCodeStore for Claude Code's credentials",
+                "leave Claude Code's credentials where Claude Code keeps them (claude-oauth-auth "
+                "reads them there), and save a login of your own to this store",
             )
         return tokens, document
 

@@ -24,6 +24,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .._errors import StoreConflict, StoreError
+from .._install import install_hint
 from .._tokens import TokenFormatError, TokenSet, parse_token_document, render_token_document
 from ._base import DEFAULT_LOCK_TIMEOUT, Version
 from ._redis_text import (
@@ -43,7 +44,6 @@ __all__ = ["RedisStore"]
 log = logging.getLogger("claude_oauth_auth")
 
 DEFAULT_KEY = "claude-oauth-auth:default"
-_INSTALL_FIX = "pip install 'claude-oauth-auth[redis]'"
 _REACH_FIX = "check that Redis is running and CLAUDE_TOKEN_STORE is right"
 _KEPT_EXTRAS = ("client_id", "token_url")
 TIMEOUT_PAUSE_SECONDS = 1.0
@@ -297,7 +297,7 @@ class RedisStore:
             import redis
         except ImportError:
             raise StoreError(
-                self.location, "the redis library is not installed", _INSTALL_FIX
+                self.location, "the redis library is not installed", install_hint("redis")
             ) from None
         return redis
 
