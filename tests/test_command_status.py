@@ -91,3 +91,21 @@ def test_the_api_key_advice_is_shown_once_and_not_after_a_passed_check(
     assert "Check (GET /v1/models): ok" in checked.stdout
     assert FALLBACK_ADVICE not in checked.stdout, checked.stdout
     assert checked.returncode == 0
+
+
+def test_a_path_with_control_characters_cannot_forge_a_row(
+    oauth_env: FakeAnthropic, home: Path
+) -> None:
+    folder = home / "odd\nforged_row  used  OAuth\x1b[31m"
+    path = folder / "auth.json"
+    access, refresh = oauth_env.issue_tokens()
+    write_auth_file(path, access, refresh)
+    done = subprocess.run(
+        [str(SCRIPT), "status"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CLAUDE_AUTH_FILE": str(path)},
+        timeout=30,
+    )
+    assert not any(line.startswith("forged_row") for line in done.stdout.splitlines())
+    assert "\x1b" not in done.stdout and "\\x0a" in done.stdout

@@ -62,11 +62,11 @@ def _status_text(status: dict[str, Any], *, advise: bool = True) -> str:
     from ._status import FALLBACK_ADVICE
 
     lines = _credential_lines(status)
-    lines += ["", *_source_table(status["sources"]), "", status["summary"]]
+    lines += ["", *_source_table(status["sources"]), "", printable(status["summary"])]
     if status["fix"]:
-        lines.append(f"To fix: {status['fix']}.")
+        lines.append(printable(f"To fix: {status['fix']}."))
     elif status["recommendation"] and (advise or status["recommendation"] != FALLBACK_ADVICE):
-        lines.append(status["recommendation"])
+        lines.append(printable(status["recommendation"]))
     return "\n".join(lines)
 
 
@@ -91,7 +91,7 @@ def _credential_lines(status: dict[str, Any]) -> list[str]:
     rows += [("note", note) for note in credential["notes"]]
     kind = KIND_TEXT[credential["kind"]]
     lines = [f"Credential in use: {kind} ({credential['hint']}) from {credential['source']}"]
-    lines += [f"  {label + ':':<14}{value}" for label, value in rows]
+    lines += [f"  {label + ':':<14}{printable(str(value))}" for label, value in rows]
     return lines
 
 
@@ -102,8 +102,16 @@ def _source_table(sources: list[dict[str, Any]]) -> list[str]:
     lines = [f"{'source':<{name_width}}  {'state':<{state_width}}  detail"]
     lines.append(f"{'-' * name_width}  {'-' * state_width}  {'-' * 6}")
     for name, state, detail in rows:
-        lines.append(f"{name:<{name_width}}  {state:<{state_width}}  {detail}")
+        lines.append(f"{name:<{name_width}}  {state:<{state_width}}  {printable(detail)}")
     return lines
+
+
+_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped: a path or URL cannot forge a row or color."""
+    return text.translate(_ESCAPES)
 
 
 def _check_line(check: dict[str, Any]) -> str:
