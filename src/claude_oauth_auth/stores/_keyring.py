@@ -52,15 +52,24 @@ class KeyringStore:
     # every 5 s rather than every second.
     poll_interval: float | None = 5.0
 
-    def __init__(self, service: str = "claude-oauth-auth", username: str = "default") -> None:
-        """The OS keyring entry ``service``/``username`` (needs the ``[keyring]`` extra)."""
+    def __init__(
+        self, service: str = "claude-oauth-auth", username: str = "default", *, backend: str = ""
+    ) -> None:
+        """The OS keyring entry ``service``/``username`` (needs the ``[keyring]`` extra).
+
+        ``backend``: a keyring backend class to use, by dotted name (as
+        ``PYTHON_KEYRING_BACKEND`` takes it); else keyring's own choice, which must not be a
+        plain-file backend (keyrings.alt) unless chosen on purpose.
+        """
         if not service or not username:
             raise ValueError("KeyringStore needs a non-empty service and username")
         self.service = service
         self.username = username
+        self.backend = backend
 
     def __repr__(self) -> str:
-        return f"KeyringStore(service={self.service!r}, username={self.username!r})"
+        backend = f", backend={self.backend!r}" if self.backend else ""
+        return f"KeyringStore(service={self.service!r}, username={self.username!r}{backend})"
 
     @property
     def location(self) -> str:
@@ -74,14 +83,12 @@ class KeyringStore:
 
     @property
     def writable(self) -> bool:
-        """False when keyring is missing or has no real backend (a save would fail or vanish)."""
+        """False when keyring is missing or has no real backend (a save would fail or vanish),
+        or only a plain-file one nobody chose."""
         try:
-            self._require_keyring()
-            import keyring
+            backend = self._backend()
             import keyring.backends.fail
             import keyring.backends.null
-
-            backend = keyring.get_keyring()
         except Exception:
             return False
         unusable = (keyring.backends.fail.Keyring, keyring.backends.null.Keyring)
@@ -105,12 +112,11 @@ class KeyringStore:
             with contextlib.suppress(StoreError):  # an unusable secret is simply replaced
                 previous = self._parse(current)[1]
         secret = json.dumps(render(tokens, "ours", previous))
-        import keyring
-
+        backend = self._backend()
         if not self.writable:
             self._fail(None, "the keyring has no backend that can store a secret", _NO_BACKEND_FIX)
         try:
-            keyring.set_password(self.service, self.username, secret)
+            backend.set_password(self.service, self.username, secret)
         except Exception as error:
             self._backend_error(error, "store the tokens in", (secret, *_secrets_of(tokens)))
 
@@ -137,12 +143,11 @@ class KeyringStore:
             lock.release()
 
     def delete(self) -> None:
-        self._require_keyring()
-        import keyring
+        backend = self._backend()
         import keyring.errors
 
         try:
-            keyring.delete_password(self.service, self.username)
+            backend.delete_password(self.service, self.username)
         except keyring.errors.PasswordDeleteError:
             if self._get() is not None:  # not "not found": it is still there
                 self._fail(None, "the keyring refused to delete the secret", None)
@@ -157,12 +162,37 @@ class KeyringStore:
         except ImportError:
             self._fail(None, "the keyring library is not installed", install_hint("keyring"))
 
-    def _get(self) -> str | None:
+    def _backend(self) -> Any:
+        """The keyring backend to use: the one named, else keyring's choice, refusing a
+        plain-file backend (keyrings.alt) that nobody chose on purpose."""
         self._require_keyring()
         import keyring
+        import keyring.core
 
         try:
-            secret = keyring.get_password(self.service, self.username)
+            if self.backend:
+                return keyring.core.load_keyring(self.backend)
+            chosen = keyring.get_keyring()
+            on_purpose = bool(os.environ.get("PYTHON_KEYRING_BACKEND")) or bool(
+                keyring.core.load_config()
+            )
+        except Exception as error:
+            self._backend_error(error, "open", ())
+        insecure = _insecure_backend(chosen)
+        if insecure is not None and not on_purpose:
+            self._fail(
+                None,
+                f"the only keyring backend here is {insecure}, which keeps secrets in a plain "
+                "file; it is not used unless you choose it",
+                f"{_NO_BACKEND_FIX}; or choose that backend on purpose with "
+                f"PYTHON_KEYRING_BACKEND={_dotted(chosen)} or keyring:?backend={_dotted(chosen)}",
+            )
+        return chosen
+
+    def _get(self) -> str | None:
+        backend = self._backend()
+        try:
+            secret = backend.get_password(self.service, self.username)
         except Exception as error:
             self._backend_error(error, "read the tokens from", ())
         if secret is not None and not isinstance(secret, str):
@@ -193,7 +223,7 @@ class KeyringStore:
             raise error
         import keyring.errors
 
-        backend = _backend_name()
+        backend = _backend_name(self.backend)
         raw = f"{type(error).__name__}: {error}".rstrip(": ")
         detail = _scrub(raw, secrets)
         if isinstance(error, keyring.errors.NoKeyringError):
@@ -237,37 +267,58 @@ def _scrub(text: str, secrets: tuple[str, ...]) -> str:
 
 
 def _is_backend_error(error: BaseException) -> bool:
-    if isinstance(error, OSError):
-        return True
-    return any(_module_root(klass.__module__) in _BACKEND_MODULES for klass in type(error).__mro__)
+    """An OSError, or an error raised by or from inside a secret-store library (keyring
+    raises a bare RuntimeError when the SecretService backend cannot start)."""
+    return isinstance(error, OSError) or _raised_in(error, _BACKEND_MODULES)
 
 
 def _is_dbus_error(error: BaseException) -> bool:
     """Raised by, or from inside, a D-Bus library (jeepney raises a bare OSError when the
     bus socket is missing)."""
+    return _raised_in(error, _DBUS_MODULES)
+
+
+def _raised_in(error: BaseException, modules: frozenset[str]) -> bool:
+    """``error`` (or one it was raised from) has a class or a frame in one of ``modules``."""
     chain: BaseException | None = error
     while chain is not None:
-        if _module_root(type(chain).__module__) in _DBUS_MODULES:
+        if any(_module_root(klass.__module__) in modules for klass in type(chain).__mro__):
             return True
         traceback = chain.__traceback__
         while traceback is not None:
-            if _module_root(traceback.tb_frame.f_globals.get("__name__")) in _DBUS_MODULES:
+            if _module_root(traceback.tb_frame.f_globals.get("__name__")) in modules:
                 return True
             traceback = traceback.tb_next
         chain = chain.__cause__ or chain.__context__
     return False
 
 
+def _insecure_backend(backend: Any) -> str | None:
+    """The name of a backend that keeps secrets in a plain file (keyrings.alt's), else None;
+    for keyring's chainer, the backend it would write to first."""
+    inner = getattr(backend, "backends", None)
+    if isinstance(inner, list) and inner:
+        backend = inner[0]
+    if _module_root(type(backend).__module__) != "keyrings":
+        return None
+    return f"{type(backend).__name__} (keyrings.alt)"
+
+
+def _dotted(backend: Any) -> str:
+    return f"{type(backend).__module__}.{type(backend).__qualname__}"
+
+
 def _module_root(name: object) -> str:
     return name.split(".")[0] if isinstance(name, str) else ""
 
 
-def _backend_name() -> str:
-    """The active backend's display name, e.g. "SecretService Keyring" (no secret in it)."""
+def _backend_name(named: str = "") -> str:
+    """The backend's display name, e.g. "SecretService Keyring" (no secret in it)."""
     try:
         import keyring
+        import keyring.core
 
-        name = keyring.get_keyring().name
+        name = (keyring.core.load_keyring(named) if named else keyring.get_keyring()).name
     except Exception:
         return "OS keyring"
     return name if isinstance(name, str) and name else "OS keyring"

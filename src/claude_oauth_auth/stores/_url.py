@@ -12,8 +12,15 @@ from ._base import TokenStore
 
 __all__ = ["SCHEMES", "redact_url", "store_from_url"]
 
-SCHEMES = ("file:///PATH", "keyring:", "keyring://SERVICE/USERNAME", "redis://…", "rediss://…")
+SCHEMES = (
+    "file:///PATH",
+    "keyring:",
+    "keyring://SERVICE/USERNAME[?backend=CLASS]",
+    "redis://…",
+    "rediss://…",
+)
 REDIS_KEY_OPTION = "key"
+KEYRING_BACKEND_OPTION = "backend"
 
 
 def redact_url(url: str) -> str:
@@ -45,7 +52,12 @@ def store_from_url(url: str) -> TokenStore:
 
         service = _decoded(parts.netloc, text) or "claude-oauth-auth"
         username = _decoded(parts.path.strip("/"), text) or "default"
-        return KeyringStore(service, username)
+        options = dict(parse_qsl(parts.query, keep_blank_values=True))
+        unknown = sorted(set(options) - {KEYRING_BACKEND_OPTION})
+        if unknown:
+            reason = f"the URL option {unknown[0]!r} is not one a keyring store takes"
+            raise StoreError(_shown(text), reason, "use ?backend=DOTTED.CLASS.NAME, or no option")
+        return KeyringStore(service, username, backend=options.get(KEYRING_BACKEND_OPTION, ""))
     if scheme in ("redis", "rediss"):
         return _redis_store(text)
     raise StoreError(
