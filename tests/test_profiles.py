@@ -442,14 +442,14 @@ def test_a_refused_exchange_is_an_authentication_error_naming_the_step(
 # ----- as the SDK sees them (issue 23) ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("broken", ["missing", "not_json"])
+@pytest.mark.parametrize("broken", ["missing", "not_json", "bad_name"])
 def test_a_profile_named_by_the_variable_that_cannot_be_loaded_stops_the_cascade_as_in_the_sdk(
     broken: str, home: Path, server: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``ANTHROPIC_PROFILE=work`` without a usable ``work`` profile: the SDK raises, so do we,
     rather than falling through to the default profile; status exits 1 naming the file."""
     write_profile(config_dir(home), "default", server)
-    monkeypatch.setenv("ANTHROPIC_PROFILE", "work")
+    monkeypatch.setenv("ANTHROPIC_PROFILE", ".work" if broken == "bad_name" else "work")
     path = config_dir(home) / "configs" / "work.json"
     if broken == "not_json":
         path.write_text("{bad")
@@ -458,10 +458,11 @@ def test_a_profile_named_by_the_variable_that_cannot_be_loaded_stops_the_cascade
         anthropic.Anthropic()
     with pytest.raises(anthropic.AuthenticationError) as caught:
         ClaudeClient()
-    assert str(path) in str(caught.value)
+    named = "'.work'" if broken == "bad_name" else str(path)
+    assert named in str(caught.value)
     status = get_auth_status()
     assert status["source"] is None and status["fix"]
-    assert str(path) in status["fix"] or str(path) in status["sources"][-3]["detail"]
+    assert named in status["fix"] or named in status["sources"][-3]["detail"]
     if broken == "missing":
         assert "ant auth login --profile work" in status["fix"]
     import subprocess
@@ -471,7 +472,7 @@ def test_a_profile_named_by_the_variable_that_cannot_be_loaded_stops_the_cascade
         [sys.executable, "-m", "claude_oauth_auth", "status"], capture_output=True, text=True
     )
     assert done.returncode == 1, done.stdout
-    assert str(path) in done.stdout
+    assert named in done.stdout
     assert server.token_posts == 0 and server.api_requests == []
 
 

@@ -148,7 +148,7 @@ def test_explicit_broken_token_file_raises_naming_the_file(home: Path) -> None:
     path = write_json(home / "t.json", [1, 2])
     with pytest.raises(TokenFileError, match=r"t\.json") as caught:
         UnifiedAuthManager(token_file=path)
-    assert "list" in str(caught.value)
+    assert "JSON array" in str(caught.value)
 
 
 def test_sources_reorders_and_restricts(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -199,7 +199,7 @@ def test_info_line_names_the_source_and_no_secret(
 BAD_DOCUMENTS = {
     "malformed": ("{not json", "not valid JSON"),
     "empty": ("", "is empty"),
-    "list": ("[1, 2, 3]", "JSON list"),
+    "list": ("[1, 2, 3]", "JSON array"),
     "expiry_string": (json.dumps({"access_token": ACCESS, "token_expiry": "soon"}), "number"),
     "access_number": (json.dumps({"access_token": 5}), "must be a string"),
     "missing_access": (json.dumps({"refresh_token": REFRESH}), 'missing "access_token"'),
@@ -309,7 +309,7 @@ def test_keeps_going_past_every_broken_source(home: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("CLAUDE_CODE_OAUTH_TOKEN", " ")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "")
     monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "two words")
-    monkeypatch.setenv("ANTHROPIC_PROFILE", ".hidden")
+    # (A broken ANTHROPIC_PROFILE ends the cascade, as in the SDK: see test_profiles.)
     monkeypatch.setenv("ANTHROPIC_FEDERATION_RULE_ID", "fdrl_only")
     sdk = home / ".config" / "anthropic"
     config = {"authentication": {"type": "user_oauth"}}
@@ -328,7 +328,7 @@ def test_keeps_going_past_every_broken_source(home: Path, monkeypatch: pytest.Mo
         "claude_code_env": "invalid",
         "api_key_env": "invalid",
         "auth_token_env": "invalid",
-        "anthropic_profile": "invalid",
+        "anthropic_profile": "absent",
         "workload_identity": "invalid",
         "anthropic_profile_active": "used",
     }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import random
 import signal
 import threading
@@ -46,6 +47,9 @@ EXTRA_LEAD_SECONDS = 300.0  # by default, refresh this long before the workers' 
 DEFAULT_JITTER_SECONDS = 60.0
 DEFAULT_CHECK_SECONDS = 15.0
 MAX_RETRY_SECONDS = 60.0
+RECHECK_DEAD_SECONDS = 10.0
+"""After a refused refresh, how long the store is re-read for another login before the login
+is declared dead (a worker holding a newer one writes it back within its refresh window)."""
 
 
 def add_keep_fresh_arguments(command: argparse.ArgumentParser) -> None:
@@ -75,7 +79,7 @@ def add_keep_fresh_arguments(command: argparse.ArgumentParser) -> None:
 
 
 def run_keep_fresh(arguments: argparse.Namespace, console: Console) -> Result:
-    from ._config import ENV, env_value, refresh_threshold
+    from ._config import refresh_threshold
 
     ahead = arguments.ahead
     if ahead is None:
@@ -89,17 +93,18 @@ def run_keep_fresh(arguments: argparse.Namespace, console: Console) -> Result:
             "for example --ahead 600 --jitter 60 --check-every 15",
             EXIT_USAGE,
         )
-    store = target_store(arguments.store or env_value(ENV.TOKEN_STORE))
+    store = target_store(arguments.store).store
     stop = threading.Event()
     with _stopping_on_signals(stop):
-        say = partial(_say, console)
+        say = partial(_say, console, as_json=arguments.json)
         keeper = KeepFresh(store, ahead=ahead, jitter=jitter, check_every=check_every, say=say)
         return Result(code=keeper.run(stop))
 
 
-def _say(console: Console, line: str) -> None:
+def _say(console: Console, line: str, *, as_json: bool = False) -> None:
+    """One log line, after a UTC time stamp; with ``--json``, one JSON object per line."""
     stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    console.log_line(f"{stamp} {line}")
+    console.log_line(json.dumps({"time": stamp, "message": line}) if as_json else f"{stamp} {line}")
 
 
 @contextlib.contextmanager
@@ -165,6 +170,13 @@ class KeepFresh:
                 self._refresh_or_adopt(manager, refresh)
             except Exception as error:
                 if is_sdk_error(error, "OAuthRefreshError"):
+                    if self._another_login_appears(manager, stop):
+                        self.say(
+                            f"keep-fresh: warning: {error}; but {self.store.location} now holds "
+                            "another login (a worker put back a newer one), which is kept fresh"
+                        )
+                        wake = self._next_wake(manager)
+                        continue
                     self.say(f"keep-fresh: error: the login is dead: {error}; exiting")
                     return EXIT_FAILED
                 if not isinstance(error, (StoreError, TokenRefreshError, OSError)):
@@ -182,6 +194,22 @@ class KeepFresh:
             wake = self._next_wake(manager)
         self.say(f"keep-fresh: stopped after {self.refreshes} refresh(es)")
         return EXIT_OK
+
+    def _another_login_appears(self, manager: OAuthTokenManager, stop: threading.Event) -> bool:
+        """After a refused refresh, re-read the store: True once the manager holds another
+        login. While the store holds a login written back after lost data (which a worker
+        holding a newer one replaces, on its own requests in its refresh window), keep
+        re-reading for up to ``RECHECK_DEAD_SECONDS``."""
+        deadline, refused = self.clock() + RECHECK_DEAD_SECONDS, manager.refresh_token
+        while True:
+            manager.check_store()
+            held = manager.refresh_token
+            if manager.permanent_failure is None and held is not None and held != refused:
+                return True
+            if self._store_state(manager) != "written back by us":
+                return False  # a login nobody will replace (or none): it is dead
+            if self.clock() >= deadline or stop.wait(min(self.check_every, 1.0)):
+                return False
 
     def _first_manager(self, stop: threading.Event) -> OAuthTokenManager | None:
         """The manager, once the store answers (a sidecar may start before Redis does)."""
@@ -229,7 +257,9 @@ class KeepFresh:
             return "lost"
         if stored.extra.get("restored") is not True:
             return "running"
-        return "written back" if stored.refresh_token != manager.refresh_token else "running"
+        if stored.refresh_token == manager.refresh_token:
+            return "written back by us"
+        return "written back"
 
     def _refresh_or_adopt(self, manager: OAuthTokenManager, refresh: Callable[[], str]) -> None:
         before = self.refreshes
