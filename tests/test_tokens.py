@@ -70,7 +70,7 @@ def test_claude_code_round_trip_uses_milliseconds_and_keeps_other_keys() -> None
 @pytest.mark.parametrize(
     ("document", "reason"),
     [
-        ([], "JSON list"),
+        ([], "JSON array"),
         ("x", "JSON string"),
         (None, "JSON null"),
         ({}, 'missing "access_token"'),

@@ -1,6 +1,7 @@
 """The command line's help texts: the description, each command's epilog, option help."""
 
 __all__ = [
+    "COMPLETION_EPILOG",
     "DESCRIPTION",
     "KEEP_FRESH_EPILOG",
     "LOGOUT_EPILOG",
@@ -21,7 +22,8 @@ exit codes:
      refused the request, or bad input
   2  usage error (including a command that needs --show or --yes to go on)
 
---debug and --json may come before or after the command.
+--debug and --json may come before or after the command; every command but completion
+takes --json. Tab completion for bash, zsh and fish: see `claude-oauth-auth completion --help`.
 """
 
 STATUS_EPILOG = """\
@@ -78,10 +80,10 @@ examples:
 Reads one JSON object on standard input: "access_token" (required), "refresh_token"
 (recommended: without it the token cannot be renewed), and "token_expiry" (unix seconds) or
 "expires_in" (seconds from now); optional "client_id", "token_url", "scopes". A token
-endpoint's answer can be piped in as it is. Writes the --store given, else $CLAUDE_AUTH_FILE,
-else ~/.config/claude/auth.json (a 0600 file), atomically and under the refresh lock. Refuses
-Claude Code's own credentials file. Exits 0 when saved, 1 on invalid input (what was stored
-is left untouched).
+endpoint's answer can be piped in as it is. Writes the --store given, else where clients look
+first: $CLAUDE_AUTH_FILE, else $CLAUDE_TOKEN_STORE, else ~/.config/claude/auth.json (a 0600
+file); atomically and under the refresh lock, and says where. Refuses Claude Code's own
+credentials file. Exits 0 when saved, 1 on invalid input (what was stored is left untouched).
 """
 
 LOGOUT_EPILOG = """\
@@ -90,10 +92,11 @@ examples:
   claude-oauth-auth logout --yes    deletes without asking
   claude-oauth-auth logout --store redis://redis:6379/0 --yes   a shared store's login
 
-Deletes the login in --store, else claude-oauth-auth's own token file ($CLAUDE_AUTH_FILE, or
-~/.config/claude/auth.json). Never touches Claude Code's credentials: log out of Claude
-Code with `claude` and /logout. Exits 0 when deleted or already absent, 1 when declined or
-refused, 2 without a terminal and without --yes.
+Deletes the login in --store, else where clients look first: $CLAUDE_AUTH_FILE, else
+$CLAUDE_TOKEN_STORE, else ~/.config/claude/auth.json (with a token file, its lock and refresh
+state files beside it too), and says what it deleted. Never touches Claude Code's
+credentials: log out of Claude Code with `claude` and /logout. Exits 0 when deleted or already
+absent, 1 when declined or refused, 2 without a terminal and without --yes.
 """
 
 MOVE_EPILOG = """\
@@ -112,11 +115,25 @@ examples:
   claude-oauth-auth keep-fresh --store redis://redis:6379/0
   CLAUDE_TOKEN_STORE=redis://redis:6379/0 claude-oauth-auth keep-fresh --ahead 900
 
-Refreshes the login in --store (else $CLAUDE_TOKEN_STORE, else our token file) between
---ahead - --jitter and --ahead seconds before it expires, so that workers never refresh it
-themselves. One line per refresh on standard output. Between refreshes, writes back a login
+Refreshes the login in --store (else where workers look first: $CLAUDE_AUTH_FILE, else
+$CLAUDE_TOKEN_STORE, else our token file) between --ahead - --jitter and --ahead seconds
+before it expires, so that workers never refresh it themselves. One line per refresh on
+standard output (with --json, one JSON object per line). Between refreshes, writes back a login
 that Redis lost (checked every --check-every seconds). Exits 0 on SIGTERM or SIGINT, 1 when
 the login is dead or was deleted (log in again), 2 on bad options.
+"""
+
+COMPLETION_EPILOG = """\
+examples:
+  claude-oauth-auth completion bash > ~/.local/share/bash-completion/completions/claude-oauth-auth
+  claude-oauth-auth completion zsh > ~/.zfunc/_claude-oauth-auth
+      (and in ~/.zshrc, before compinit: fpath=(~/.zfunc $fpath))
+  claude-oauth-auth completion fish > ~/.config/fish/completions/claude-oauth-auth.fish
+
+Prints the script on standard output, generated from this command line's own options (by
+shtab); open a new shell to use it. For bash without the bash-completion package, add
+eval "$(claude-oauth-auth completion bash)" to ~/.bashrc instead. Exits 0, 2 for an unknown
+shell.
 """
 
 

@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ._command_base import CommandError, Console, Result
-from ._command_stores import previous_document, refuse_claude_code_store
+from ._command_stores import (
+    delete_login,
+    previous_document,
+    refuse_claude_code_store,
+    same_place,
+)
 from ._errors import ClaudeAuthError
 from .stores._file import path_of
 
@@ -83,7 +88,7 @@ def move_login(source_text: str, target_url: str) -> MoveOutcome:
     target_path = path_of(target)
     if target_path is not None:
         refuse_claude_code_store(target_path, "move a login into it")
-    if _same_place(source, target):
+    if same_place(source, target):
         raise CommandError(
             f"{source.location} is both the source and the target", "name another --to store"
         )
@@ -97,7 +102,7 @@ def move_login(source_text: str, target_url: str) -> MoveOutcome:
             )
         _write_and_check(target, tokens, _as_url(source, source_text))
         try:
-            source.delete()
+            delete_login(source)
         except (ClaudeAuthError, OSError) as error:
             raise CommandError(
                 f"copied the login to {target.location}, but could not remove it from "
@@ -181,13 +186,6 @@ def _is_claude_codes(path: Path) -> bool:
     except CommandError:
         return True
     return False
-
-
-def _same_place(source: TokenStore, target: TokenStore) -> bool:
-    source_path, target_path = path_of(source), path_of(target)
-    if source_path is not None and target_path is not None:
-        return source_path.resolve() == target_path.resolve()
-    return source.location == target.location
 
 
 def _as_url(store: TokenStore, text: str) -> str:

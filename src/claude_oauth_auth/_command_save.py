@@ -9,7 +9,15 @@ import time
 from typing import Any
 
 from ._command_base import CommandError, Console, Result, describe_expiry
-from ._command_stores import previous_document, refuse_claude_code_store, target_store
+from ._command_stores import (
+    Target,
+    previous_document,
+    refuse_claude_code_store,
+    same_place,
+    target_store,
+)
+from ._config import ENV, env_value
+from ._errors import ClaudeAuthError
 from ._tokens import TokenSet
 from .stores._file import path_of
 
@@ -20,7 +28,8 @@ MILLISECONDS_THRESHOLD = 1e11  # a unix time in seconds this large is the year 5
 
 
 def run_save(arguments: argparse.Namespace, console: Console) -> Result:
-    store = target_store(arguments.store)
+    target = target_store(arguments.store)
+    store = target.store
     path = path_of(store)
     if path is not None:
         refuse_claude_code_store(path, "save tokens to it")
@@ -50,9 +59,41 @@ def run_save(arguments: argparse.Namespace, console: Console) -> Result:
     )
     text = (
         f"Saved the OAuth access token ({mask(tokens.access_token)}) {refresh} to "
-        f"{store.location}; the access token {left}."
+        f"{target.where}; the access token {left}."
     )
-    return Result(text, notes=notes)
+    document = {
+        "saved": True,
+        "location": store.location,
+        "chosen_by": target.chosen_by,
+        "hint": mask(tokens.access_token),
+        "can_refresh": tokens.refresh_token is not None,
+        "expires_at": int(expiry),
+        "expires_in": max(0, int(expiry - time.time())),
+        "ignored_fields": ignored,
+    }
+    return Result(text, document, notes=notes + _unread_note(target))
+
+
+def _unread_note(target: Target) -> tuple[str, ...]:
+    """A login saved with ``--store`` where clients do not look first: say so, not shadow it."""
+    from .stores._url import store_from_url
+
+    if target.chosen_by != "--store":
+        return ()
+    try:
+        first = target_store(None)
+        named = env_value(ENV.TOKEN_STORE)
+        named_here = named is not None and same_place(target.store, store_from_url(named))
+    except (ClaudeAuthError, ValueError):
+        return ()  # a broken CLAUDE_TOKEN_STORE: `status` explains it
+    if same_place(target.store, first.store):
+        return ()
+    if named_here:
+        return (f"claude-oauth-auth: note: clients look in {first.where} before this store",)
+    return (
+        f"claude-oauth-auth: note: clients use this store only when {ENV.TOKEN_STORE} names "
+        f"it; now they look in {first.where}",
+    )
 
 
 KNOWN_INPUT_KEYS = {
@@ -80,7 +121,7 @@ def _validated_tokens(raw: bytes) -> tuple[TokenSet, list[str]]:
     """Check the JSON on standard input (our file shape, or a token endpoint's answer);
     return the tokens and the unknown fields it ignored."""
     from ._config import validate_token_url
-    from ._tokens import TokenFormatError, parse_token_document
+    from ._tokens import TokenFormatError, json_kind, parse_token_document
 
     if len(raw) > MAX_INPUT_BYTES:
         raise _bad_input("standard input is larger than a token document can be")
@@ -94,7 +135,7 @@ def _validated_tokens(raw: bytes) -> tuple[TokenSet, list[str]]:
         where = f"line {error.lineno}, column {error.colno}"
         raise _bad_input(f"standard input is not valid JSON ({error.msg} at {where})") from None
     if not isinstance(document, dict):
-        raise _bad_input(f"expected a JSON object, got a JSON {type(document).__name__}")
+        raise _bad_input(f"expected a JSON object, got a JSON {json_kind(document)}")
     if "claudeAiOauth" in document:
         raise _bad_input(
             "this is Claude Code's credentials file, which claude-oauth-auth already reads "

@@ -1,38 +1,88 @@
-"""The token store ``save`` and ``logout`` act on, kept away from Claude Code's own file."""
+"""The token store ``save``, ``logout`` and ``keep-fresh`` act on, kept away from Claude Code's
+own file, and how a login is deleted from it."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._command_base import CommandError
 from ._errors import ClaudeAuthError
+from .stores._file import path_of
 
 if TYPE_CHECKING:
     from .stores._base import TokenStore
 
-__all__ = ["previous_document", "refuse_claude_code_store", "target_store"]
+__all__ = [
+    "Target",
+    "delete_login",
+    "previous_document",
+    "refuse_claude_code_store",
+    "same_place",
+    "target_store",
+]
 
 
-def target_store(url: str | None) -> TokenStore:
-    """``--store URL``, else our token file (``$CLAUDE_AUTH_FILE`` or ``auth.json``)."""
-    if url is not None:
-        from .stores._url import store_from_url
+@dataclass(frozen=True)
+class Target:
+    """A store a command acts on, and what chose it: ``"--store"``, ``"CLAUDE_AUTH_FILE"``,
+    ``"CLAUDE_TOKEN_STORE"`` or ``"default"`` (our ``auth.json``)."""
 
-        return store_from_url(url)
-    from .stores._file import FileStore
+    store: TokenStore
+    chosen_by: str
 
-    return FileStore(_our_token_file())
+    @property
+    def where(self) -> str:
+        """The store's location, and the variable that named it (``… (CLAUDE_TOKEN_STORE)``)."""
+        named = self.chosen_by.startswith("CLAUDE_")
+        return f"{self.store.location} ({self.chosen_by})" if named else self.store.location
 
 
-def _our_token_file() -> Path:
-    """Our token file: ``$CLAUDE_AUTH_FILE``, else the default ``auth.json``."""
+def target_store(url: str | None) -> Target:
+    """``--store URL`` when given: an explicit choice wins over the environment. Else the first
+    of our own places a client reads, in the cascade's order, so that what ``save`` writes is
+    the login clients use and what ``logout`` deletes is the one they would have used:
+    ``$CLAUDE_AUTH_FILE``, then ``$CLAUDE_TOKEN_STORE``, then the default ``auth.json``."""
     from ._config import ENV, default_auth_file, env_value, expand_path
+    from .stores._file import FileStore
+    from .stores._url import store_from_url
 
-    named = env_value(ENV.AUTH_FILE)
-    return expand_path(named) if named else default_auth_file()
+    if url is not None:
+        return Target(store_from_url(url), "--store")
+    named_file = env_value(ENV.AUTH_FILE)
+    if named_file is not None:
+        return Target(FileStore(expand_path(named_file)), ENV.AUTH_FILE)
+    named_store = env_value(ENV.TOKEN_STORE)
+    if named_store is not None:
+        return Target(store_from_url(named_store), ENV.TOKEN_STORE)
+    return Target(FileStore(default_auth_file()), "default")
+
+
+def same_place(first: TokenStore, second: TokenStore) -> bool:
+    """Whether two stores hold the same login (one file by two paths counts as one)."""
+    first_path, second_path = path_of(first), path_of(second)
+    if first_path is not None and second_path is not None:
+        return first_path.resolve() == second_path.resolve()
+    return first.location == second.location
+
+
+def delete_login(store: TokenStore) -> None:
+    """Call under the store's lock: delete the login and, beside a token file, the refresh
+    state and the lock file that only served it (nothing of the login is left behind)."""
+    from ._backoff import state_path
+    from .stores._files import lock_path
+
+    path = path_of(store)
+    companions = () if path is None else (state_path(path), lock_path(path))
+    store.delete()
+    for companion in companions:
+        # The lock is still ours while its file is unlinked; a process waiting for it opens the
+        # path again and takes a new one. Windows cannot unlink an open lock file: it stays.
+        with contextlib.suppress(OSError):
+            os.unlink(companion)
 
 
 def refuse_claude_code_store(
@@ -49,7 +99,8 @@ def refuse_claude_code_store(
     if same or (document is not None and "claudeAiOauth" in document):
         raise CommandError(
             f"{path} is Claude Code's credentials file, and claude-oauth-auth will not {action}",
-            "point CLAUDE_AUTH_FILE at a file of its own, or use `claude` to log in or out",
+            "name a file of its own (with CLAUDE_AUTH_FILE, CLAUDE_TOKEN_STORE or --store), or "
+            "use `claude` to log in or out",
         )
 
 

@@ -12,6 +12,7 @@ import argparse
 from collections.abc import Callable
 
 from ._command_base import Command
+from ._command_completion import add_completion_arguments, run_completion
 from ._command_keep_fresh import add_keep_fresh_arguments, run_keep_fresh
 from ._command_logout import run_logout
 from ._command_move import add_move_arguments, run_move
@@ -30,10 +31,12 @@ COMMANDS: dict[str, Command] = {
     "logout": run_logout,
     "move": run_move,
     "keep-fresh": run_keep_fresh,
+    "completion": run_completion,
 }
 
 COMMAND_ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "move": add_move_arguments,
     "keep-fresh": add_keep_fresh_arguments,
+    "completion": add_completion_arguments,
 }
 """Commands with options of their own: each adds them to its subparser."""

@@ -14,6 +14,7 @@ __all__ = [
     "TokenDocument",
     "TokenSet",
     "has_control_characters",
+    "json_kind",
     "mask",
     "parse_token_document",
     "render_token_document",
@@ -117,7 +118,7 @@ def _string_problem(value: object, *, required: bool) -> str | None:
     if value is None:
         return "missing" if required else None
     if not isinstance(value, str):
-        return f"must be a string, not {type(value).__name__}"
+        return f"must be a string, not a JSON {json_kind(value)}"
     if not value.strip():
         return "is empty" if required else None
     if has_control_characters(value.strip()):
@@ -139,7 +140,7 @@ def _string(value: object, name: str, *, required: bool) -> str | None:
 
 def _number_problem(value: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return f"must be a number, not {type(value).__name__}"
+        return f"must be a number, not a JSON {json_kind(value)}"
     try:
         number = float(value)
     except OverflowError:
@@ -179,7 +180,7 @@ def parse_token_document(document: object) -> tuple[TokenSet, FileShape]:
     """Read either file shape; raise TokenFormatError naming what is wrong."""
     document = _masked(document)
     if not isinstance(document, dict):
-        raise TokenFormatError(f"expected a JSON object, found a JSON {_json_kind(document)}")
+        raise TokenFormatError(f"expected a JSON object, found a JSON {json_kind(document)}")
     if CLAUDE_CODE_KEY in document:
         inner = _masked(document[CLAUDE_CODE_KEY])
         if not isinstance(inner, dict):
@@ -242,9 +243,12 @@ def render_token_document(
     return document
 
 
-def _json_kind(value: object) -> str:
+def json_kind(value: object) -> str:
+    """What JSON calls a parsed JSON value's type (``object``, ``array``, …): no Python names."""
+    if isinstance(value, dict):
+        return "object"
     if isinstance(value, list):
-        return "list"
+        return "array"
     if isinstance(value, str):
         return "string"
     if isinstance(value, bool):

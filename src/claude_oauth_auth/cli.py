@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 from ._cli_help import (
+    COMPLETION_EPILOG,
     DESCRIPTION,
     KEEP_FRESH_EPILOG,
     LOGOUT_EPILOG,
@@ -39,7 +40,7 @@ from ._console import TerminalConsole
 from ._errors import ClaudeAuthError, StoreError, TokenFileError, TokenRefreshError
 from ._version import __version__
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 
 # ----- the parser ---------------------------------------------------------------------------
@@ -88,18 +89,22 @@ _COMMANDS = (
     ),
     _Command(
         "save",
-        "write OAuth tokens from JSON on standard input to our token file or a store",
+        "write OAuth tokens from JSON on standard input where clients look first, or to a store",
         "Store OAuth tokens without putting them in your shell history.",
         SAVE_EPILOG,
-        (),
+        ((("--json",), "print the result as JSON (never a secret)"),),
         store=True,
     ),
     _Command(
         "logout",
-        "delete claude-oauth-auth's token file (not Claude Code's)",
-        "Delete claude-oauth-auth's own token file.",
+        "delete claude-oauth-auth's login where clients look first, or a store's (not Claude "
+        "Code's)",
+        "Delete claude-oauth-auth's own login: its token file or store.",
         LOGOUT_EPILOG,
-        ((("-y", "--yes"), "do not ask for confirmation"),),
+        (
+            (("-y", "--yes"), "do not ask for confirmation"),
+            (("--json",), "print the result as JSON"),
+        ),
         store=True,
     ),
     _Command(
@@ -107,16 +112,23 @@ _COMMANDS = (
         "move a login into a store, removing it from where it was (never Claude Code's)",
         "Copy a login to a store, then delete it from its source: one login, one place.",
         MOVE_EPILOG,
-        (),
+        ((("--json",), "print the result as JSON"),),
     ),
     _Command(
         "keep-fresh",
         "keep a shared login fresh, ahead of the workers (a sidecar; stops on SIGTERM)",
         "Refresh a store's login before any worker needs to, until stopped.",
         KEEP_FRESH_EPILOG,
-        (),
+        ((("--json",), "log one JSON object per line"),),
         store=True,
         hold_warnings=False,
+    ),
+    _Command(
+        "completion",
+        "print a shell completion script (bash, zsh or fish)",
+        "Print the completion script for a shell, generated from this command line.",
+        COMPLETION_EPILOG,
+        (),
     ),
 )
 
@@ -124,7 +136,8 @@ _COMMANDS = (
 GLOBAL_SWITCHES = ("--debug", "--json")
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line, as ``main`` parses it (and ``completion`` describes it)."""
     parser = argparse.ArgumentParser(
         prog="claude-oauth-auth",
         description=DESCRIPTION,
@@ -132,7 +145,9 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    parser.add_argument("--json", action="store_true", help="JSON output (status, token, refresh)")
+    parser.add_argument(
+        "--json", action="store_true", help="JSON output (every command but completion)"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for spec in _COMMANDS:
         command = commands.add_parser(
@@ -158,7 +173,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    parser = _build_parser()
+    parser = build_parser()
     try:
         arguments = parser.parse_args(argv)
     except SystemExit as exit_:
@@ -253,7 +268,12 @@ def _explain(error: Exception) -> CommandError:
         return CommandError(
             f"{error.strerror or error}{where}", "check the file's permissions and free space"
         )
-    return CommandError(f"{type(error).__name__}: {error}", "run again with --debug for details")
+    return CommandError(
+        f"an unexpected error stopped the command ({error})"
+        if str(error)
+        else "an unexpected error stopped the command",
+        "run again with --debug to see where it happened",
+    )
 
 
 class _StderrHandler(logging.Handler):
