@@ -182,3 +182,45 @@ def test_a_source_that_cannot_be_deleted_is_reported_and_a_rerun_finishes(
     result = run("move", "--from", redis_server.url, "--to", f"file://{target}")
     assert result.returncode == 0, result.stderr
     assert RedisStore(redis_server.url).load() is None
+
+
+# ----- move keeps what it moves (issue 22, item 8) ----------------------------------------------
+
+
+def test_move_from_an_sdk_profile_keeps_its_expiry_client_id_and_host(
+    redis_server: RedisServer, server: FakeAnthropic, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_profiles import CLIENT_ID, config_dir, write_profile
+
+    access, refresh = write_profile(config_dir(home), "default", server, expires_in=-5)
+    credentials = config_dir(home) / "credentials" / "default.json"
+    result = run("move", "--from", str(credentials), "--to", redis_server.url)
+    assert result.returncode == 0, result.stderr
+    assert not credentials.exists()
+    stored = RedisStore(redis_server.url).load()
+    assert stored is not None and (stored.access_token, stored.refresh_token) == (access, refresh)
+    assert stored.expires_at is not None and stored.expires_at < time.time()  # kept: expired
+    assert stored.extra.get("client_id") == CLIENT_ID
+    assert stored.extra.get("token_url") == server.token_url
+
+    monkeypatch.setenv("CLAUDE_TOKEN_STORE", redis_server.url)
+    client = ClaudeClient(base_url=server.base_url, max_retries=0)
+    client.messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+    assert server.token_posts == 1 and server.invalid_grants == 0  # refreshed, not served stale
+    assert server.token_requests[-1]["client_id"] == CLIENT_ID  # the profile's, not Claude Code's
+
+
+def test_move_between_two_spellings_of_one_redis_key_is_refused_at_once(
+    redis_server: RedisServer, server: FakeAnthropic
+) -> None:
+    access, refresh = server.issue_tokens()
+    RedisStore(redis_server.url).save(
+        TokenSet(access, refresh, time.time() + 3600), expected_version=None
+    )
+    other = redis_server.url.replace("127.0.0.1", "localhost")
+    started = time.monotonic()
+    result = run("move", "--from", redis_server.url, "--to", other)
+    assert time.monotonic() - started < 10
+    assert result.returncode != 0
+    assert "both the source and the target" in result.stderr, result.stderr
+    assert RedisStore(redis_server.url).load() is not None  # nothing was lost

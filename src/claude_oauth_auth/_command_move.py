@@ -26,6 +26,7 @@ from ._errors import ClaudeAuthError
 from .stores._file import path_of
 
 if TYPE_CHECKING:
+    from ._profiles import SdkProfile
     from ._tokens import TokenSet
     from .stores._base import TokenStore
 
@@ -82,7 +83,7 @@ def move_login(source_text: str, target_url: str) -> MoveOutcome:
     from ._tokens import mask
     from .stores._url import store_from_url
 
-    source = _source_store(source_text)
+    source, profile = _source_store(source_text)
     target = store_from_url(target_url)
     _refuse_claude_code_source(source)
     target_path = path_of(target)
@@ -100,6 +101,8 @@ def move_login(source_text: str, target_url: str) -> MoveOutcome:
                 f"{source.location} holds no OAuth login; nothing was moved",
                 "check --from, or run `claude-oauth-auth status`",
             )
+        if profile is not None:
+            tokens = _with_profile_settings(tokens, profile)
         _write_and_check(target, tokens, _as_url(source, source_text))
         try:
             delete_login(source)
@@ -147,14 +150,19 @@ def _pair(tokens: TokenSet) -> tuple[str, str | None]:
     return tokens.access_token, tokens.refresh_token
 
 
-def _source_store(text: str) -> TokenStore:
-    """A store URL (file:, keyring:, redis:, rediss:) or else a path to a token file."""
+def _source_store(text: str) -> tuple[TokenStore, SdkProfile | None]:
+    """A store URL (file:, keyring:, redis:, rediss:) or else a path to a token file (an SDK
+    profile's ``credentials/<name>.json`` comes with its profile)."""
+    from ._profiles import profile_of_credentials
     from .stores._file import FileStore
     from .stores._url import store_from_url
 
     stripped = text.strip()
     if urlsplit(stripped).scheme.lower() in STORE_SCHEMES:
-        return store_from_url(stripped)
+        store = store_from_url(stripped)
+        path = path_of(store)
+        profile = profile_of_credentials(path) if path is not None else None
+        return (store, None) if profile is None else _profile_source(path, profile)
     from ._config import expand_path
 
     path = expand_path(stripped)
@@ -163,7 +171,33 @@ def _source_store(text: str) -> TokenStore:
             f"{path} is not a token file; nothing was moved",
             "give --from a token file's path or a store URL",
         )
-    return FileStore(path)
+    profile = profile_of_credentials(path)
+    return (FileStore(path), None) if profile is None else _profile_source(path, profile)
+
+
+def _profile_source(path: Path | None, profile: SdkProfile) -> tuple[TokenStore, SdkProfile]:
+    """An SDK profile's credentials, read in the SDK's shape; one without a ``client_id`` is
+    refreshed by another program, so moving it would break that program's login."""
+    from .stores._sdk_profile import SdkProfileStore
+
+    assert path is not None
+    if profile.client_id is None:
+        raise CommandError(
+            f"SDK profile {profile.name!r} has no client_id in {profile.config_path}: another "
+            "program refreshes its tokens, and a moved copy would be refreshed by nobody "
+            "(or with the wrong client); nothing was moved",
+            "move a login you made yourself (`claude-oauth-auth save --store URL`), or add the "
+            "profile's client_id to its config first",
+        )
+    return SdkProfileStore(path, profile=profile.name), profile
+
+
+def _with_profile_settings(tokens: TokenSet, profile: SdkProfile) -> TokenSet:
+    """The profile's client id and token URL travel with its tokens (kept in the target)."""
+    from dataclasses import replace
+
+    extra = {**tokens.extra, "client_id": profile.client_id, "token_url": profile.token_url()}
+    return replace(tokens, extra=extra)
 
 
 def _refuse_claude_code_source(store: TokenStore) -> None:

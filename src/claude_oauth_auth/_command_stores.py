@@ -62,11 +62,33 @@ def target_store(url: str | None) -> Target:
 
 
 def same_place(first: TokenStore, second: TokenStore) -> bool:
-    """Whether two stores hold the same login (one file by two paths counts as one)."""
+    """Whether two stores hold the same login (one file by two paths counts as one, and one
+    Redis key by two names of its host, ``localhost`` and ``127.0.0.1``)."""
     first_path, second_path = path_of(first), path_of(second)
     if first_path is not None and second_path is not None:
         return first_path.resolve() == second_path.resolve()
-    return first.location == second.location
+    if first.location == second.location:
+        return True
+    one, other = _network_place(first.location), _network_place(second.location)
+    return one is not None and other is not None and one[0] == other[0] and bool(one[1] & other[1])
+
+
+def _network_place(location: str) -> tuple[tuple[str, int | None, str], frozenset[str]] | None:
+    """``(scheme, port, the rest), addresses of the host`` of a network store's location."""
+    import socket
+    from urllib.parse import urlsplit
+
+    address, _, rest = location.partition(" ")
+    parts = urlsplit(address)
+    if not parts.hostname or parts.scheme not in ("redis", "rediss"):
+        return None
+    try:
+        port = parts.port or 6379
+        found = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except (OSError, ValueError):
+        return None
+    addresses = frozenset(str(entry[4][0]) for entry in found)
+    return (parts.scheme, port, f"{parts.path} {rest}"), addresses
 
 
 def delete_login(store: TokenStore) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "load_profile",
     "note_shadowed",
     "profile_from_config",
+    "profile_of_credentials",
     "sdk_config_dir",
 ]
 
@@ -139,6 +140,21 @@ def load_profile(name: str, selected_by: str) -> SdkProfile:
         raise StoreError(where, f"is not valid JSON ({error.msg} at line {error.lineno})") from None
     credentials = base / "credentials" / f"{name}.json"
     return _profile(config, name, selected_by, path, credentials, fill_from_env=True)
+
+
+def profile_of_credentials(path: Path) -> SdkProfile | None:
+    """The profile whose ``credentials/<name>.json`` is ``path`` (its ``configs/<name>.json``
+    beside the folder), or None when ``path`` is not an SDK profile's credentials file.
+    StoreError when that config exists but cannot be used."""
+    config_path = path.parent.parent / "configs" / f"{path.stem}.json"
+    if path.parent.name != "credentials" or not config_path.is_file():
+        return None
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise StoreError(str(config_path), f"cannot be read ({error})") from None
+    selected_by = "the credentials file named"
+    return _profile(config, path.stem, selected_by, config_path, path, fill_from_env=True)
 
 
 def profile_from_config(config: Mapping[str, Any]) -> SdkProfile:
