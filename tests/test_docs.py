@@ -11,8 +11,12 @@ How a block runs
 
 HTML comments on the lines just before a block (the page shows none of them)
     ``<!-- skip: REASON -->``       not run; reported as skipped with REASON
-    ``<!-- setup: NAME, NAME -->``  prepare the world first; NAME is a key of ``SETUPS`` below
+    ``<!-- setup: NAME, NAME -->``  prepare the world first; NAME is a key of ``SETUPS`` or
+                                    ``SERVICES`` below
     ``<!-- continue -->``           run in the same namespace and world as the block before it
+
+A ``SERVICES`` setup starts a real server for the block (redis-server; a private Secret Service)
+and stops it afterwards. Without the programs the block is skipped, or fails under ``CI=true``.
 
 A block whose import of an optional package (``OPTIONAL_PACKAGES``) fails is skipped, naming
 the package. README.md is not owned by the docs: its blocks get ``README_SETUP`` by default.
@@ -36,10 +40,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
+import redis_server as redis_helper
+import secret_service as secret_service_helper
 from fakeapi import FakeAnthropic, Fault
 from helpers import auth_file_path, claude_code_path, write_auth_file, write_claude_code_file
+
+if TYPE_CHECKING:
+    from claude_oauth_auth.stores import TokenSet
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC_FILES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
@@ -155,6 +165,65 @@ SETUPS: dict[str, Setup] = {
 }
 
 
+# ----- services: setups that start a real server for the block -----------------------------
+
+DOC_REDIS_PASSWORD = "PASSWORD"  # the placeholder the docs write in their Redis URLs
+REDIS_URL_HOST = re.compile(r"(rediss?://(?:[^@/\s\"']*@)?)[^/\s\"'?]+")
+REDIS_KEY = re.compile(r"""\bkey=["']([^"']+)["']""")
+
+
+def _unavailable(message: str) -> NoReturn:
+    """Skip a block whose server cannot run here; under CI=true, where it must, fail."""
+    if os.environ.get("CI", "").lower() in ("true", "1"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _fresh_login(server: FakeAnthropic) -> TokenSet:
+    from claude_oauth_auth.stores import TokenSet
+
+    access, refresh = server.issue_tokens()
+    return TokenSet(access, refresh, time.time() + 3600)
+
+
+@contextlib.contextmanager
+def _redis(server: FakeAnthropic, code: str, folder: Path) -> Iterator[str]:
+    """A redis-server on a free loopback port, password ``PASSWORD``, holding a fresh login under
+    each ``key="…"`` the block names (else the default key); the block's Redis addresses
+    (``redis://…@HOST:PORT``, ``host=``, ``port=``) are pointed at it."""
+    from claude_oauth_auth.stores import RedisStore
+
+    with redis_helper.redis_server(password=DOC_REDIS_PASSWORD) as redis:
+        for key in set(REDIS_KEY.findall(code)) or {"claude-oauth-auth:default"}:
+            RedisStore(url=redis.url, key=key).save(_fresh_login(server), expected_version=None)
+        code = REDIS_URL_HOST.sub(rf"\g<1>127.0.0.1:{redis.port}", code)
+        code = re.sub(r'\bhost="[^"]*"', 'host="127.0.0.1"', code)
+        yield re.sub(r"\bport=\d+", f"port={redis.port}", code)
+
+
+@contextlib.contextmanager
+def _keyring(server: FakeAnthropic, code: str, folder: Path) -> Iterator[str]:
+    """gnome-keyring-daemon on a private D-Bus as keyring's backend (tests/secret_service.py),
+    holding a fresh login under the default service and user name."""
+    from claude_oauth_auth.stores import KeyringStore
+
+    with secret_service_helper.secret_service(folder) as session:
+        if not session.real:
+            _unavailable(
+                f"needs a Secret Service, and none could start ({session.why_not_real}): run "
+                "`apt-get install -y gnome-keyring dbus`"
+            )
+        KeyringStore().save(_fresh_login(server), expected_version=None)
+        yield code
+
+
+Service = Callable[[FakeAnthropic, str, Path], contextlib.AbstractContextManager[str]]
+SERVICES: dict[str, Service] = {
+    "redis": _redis,  # a live redis-server with a login; the block's addresses point at it
+    "keyring": _keyring,  # a live Secret Service (keyring's backend) with a login
+}
+
+
 # ----- extracting blocks ---------------------------------------------------------------------
 
 
@@ -228,7 +297,7 @@ def test_directives_are_known_and_placed() -> None:
                 )
     for group in GROUPS:
         for block in group:
-            unknown = [name for name in block.setups if name not in SETUPS]
+            unknown = [name for name in block.setups if name not in SETUPS and name not in SERVICES]
             assert not unknown, f"{block.where}: unknown setup {unknown}"
         assert not group[0].continues, f"{group[0].where}: `continue` with no block before it"
 
@@ -266,17 +335,22 @@ def test_doc_block(
     work = tmp_path / "work"
     work.mkdir()
     namespace: dict[str, object] = {"__name__": "__doc_example__"}
-    with restored_process_state(work):
+    with restored_process_state(work), contextlib.ExitStack() as services:
         for block in group:
             if block.skip:
                 pytest.skip(f"{block.where}: {block.skip}")
             for key in API_KEY_LITERAL.findall(block.code):
                 server.add_api_key(key)
+            source = block.code
             extra: dict[str, str] = {}
             for name in block.setups:
-                SETUPS[name](server, home, extra)
+                if name in SERVICES:
+                    folder = tmp_path / f"{name}-{block.line}"
+                    source = services.enter_context(SERVICES[name](server, source, folder))
+                else:
+                    SETUPS[name](server, home, extra)
             os.environ.update(extra)
-            code = compile(block.code, block.where, "exec")
+            code = compile(source, block.where, "exec")
             try:
                 exec(code, namespace)
             except ModuleNotFoundError as error:
@@ -469,6 +543,22 @@ def test_the_guides_curl_recipe_uses_token_header() -> None:
     recipes = [line for line in GUIDE.read_text().splitlines() if "curl" in line and "-H" in line]
     assert recipes and all("Bearer $(" not in line for line in recipes)
     assert any('"$(claude-oauth-auth token --header)"' in line for line in recipes)
+
+
+def test_the_sidecar_examples_do_not_restart_when_a_person_must_act() -> None:
+    """keep-fresh exits 1 (dead login) or 2 (usage) only when a restart would fail again: the
+    Fleets page's docker-compose service is not restarted, its systemd unit not on those."""
+    import yaml
+
+    from claude_oauth_auth._command_base import EXIT_FAILED, EXIT_USAGE
+
+    blocks = [b for b in extract_blocks(ROOT / "docs" / "fleets.md") if "keep-fresh" in b.code]
+    (compose,) = [block for block in blocks if block.lang == "yaml"]
+    assert yaml.safe_load(compose.code)["services"]["keep-fresh"]["restart"] == "no"
+    (unit,) = [block for block in blocks if block.lang == "ini"]
+    settings = dict(line.split("=", 1) for line in unit.code.splitlines() if "=" in line)
+    assert settings["Restart"] == "on-failure"
+    assert set(settings["RestartPreventExitStatus"].split()) == {str(EXIT_FAILED), str(EXIT_USAGE)}
 
 
 def test_sqlite_move_once_example_runs_twice(
