@@ -71,6 +71,8 @@ def get_auth_status(sources: Sequence[str] | None = None) -> dict[str, Any]:
         if report.final and final is None and not found:
             final = report
 
+    for report, credential in found:
+        _note_unsaveable(report, credential)
     used = found[0][1] if found else None
     used_report = found[0][0] if found else None
     if used_report is not None:
@@ -147,6 +149,21 @@ def _credential_details(used: Credential | None, report: SourceReport | None) ->
     notes = tokens.extra.get("notes")
     details["notes"] = [str(note) for note in notes] if isinstance(notes, list) else []
     return details
+
+
+def _note_unsaveable(report: SourceReport, credential: Credential) -> None:
+    """A login whose store cannot be saved is never refreshed (its refresh token would be
+    lost): the row says why (a read-only folder, a Redis user without a needed command)."""
+    store, tokens = credential.store, credential.tokens
+    explain = getattr(store, "why_not_writable", None)
+    if tokens is None or tokens.refresh_token is None or not callable(explain):
+        return
+    try:
+        why = explain()
+    except Exception as error:  # a status call must describe, not fail
+        why = f"could not be checked: {error}"
+    if why:
+        report.detail += f"; it cannot be refreshed here, since it cannot be saved ({why})"
 
 
 def _api_base_url(used: Credential | None) -> str:

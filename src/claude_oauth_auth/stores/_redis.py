@@ -86,6 +86,25 @@ return 1
 
 # delete() leaves only a 'deleted' field behind: the store reads as empty, yet a worker that
 # still holds the login can tell a logout (or a move) from Redis losing its data.
+# What the Redis user must be allowed before a refresh token is spent: our scripts (EVALSHA,
+# SCRIPT LOAD), the commands they run on the token hash, and the lease's on ``<key>:lock``.
+# Redis 7's redis.acl_check_cmd asks without running anything; before 7, running the script at
+# all is what can be checked.
+_PERMISSIONS_SCRIPT = """
+if not redis.acl_check_cmd then return '' end
+local hash, lease = KEYS[1], KEYS[2]
+local needed = {
+  {'HGET', hash, 'f'}, {'HSET', hash, 'f', 'v'}, {'HINCRBY', hash, 'f', '1'},
+  {'HDEL', hash, 'f'}, {'DEL', hash}, {'EXISTS', hash}, {'TIME'},
+  {'SET', lease, 'v', 'NX', 'PX', '1'}, {'GET', lease}, {'PEXPIRE', lease, '1'},
+  {'PTTL', lease}, {'DEL', lease},
+}
+for _, command in ipairs(needed) do
+  if not redis.acl_check_cmd(unpack(command)) then return command[1] end
+end
+return ''
+"""
+
 _DELETE_SCRIPT = """
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'deleted', '1')
@@ -105,8 +124,6 @@ class RedisStore:
     """Never poll a fresh token's store: every writer takes the lock, so nothing changes
     under a worker whose token is still fresh, and a request then costs no Redis command."""
 
-    writable: bool = True
-    """A save can always be tried: Redis failures surface as StoreError when it runs."""
 
     def __init__(
         self,
@@ -231,6 +248,29 @@ class RedisStore:
             self._leases.pop(holder, None)
             renewer.stop()
             self._release(lease)
+
+    @property
+    def writable(self) -> bool:
+        """False when the Redis user may not run a command a save or the lease needs (checked
+        in one round trip, without writing); an unreachable Redis reports itself later."""
+        return not self.why_not_writable()
+
+    def why_not_writable(self) -> str:
+        """The command the Redis user may not run (what ``status`` shows), or an empty string."""
+        exceptions = self._import_redis().exceptions
+        client = self._redis()
+        keys = [self.key, f"{self.key}:lock"]
+        try:
+            refused = client.register_script(_PERMISSIONS_SCRIPT)(keys=keys)
+        except exceptions.NoPermissionError:
+            return "the Redis user may not run scripts (EVALSHA, SCRIPT LOAD), which saves use"
+        except (exceptions.RedisError, OSError):
+            return ""  # unreachable, or another failure: the save itself reports it
+        if isinstance(refused, bytes):
+            refused = refused.decode("ascii", "replace")
+        if not refused:
+            return ""
+        return f"the Redis user may not run {refused} on {self.key}, which saves or the lease use"
 
     def holds_lock(self) -> bool:
         """True while this thread's lease is still ours in Redis (one command). A flush or a
