@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +111,63 @@ def skip_backoff(manager: Any) -> None:
     shift = manager.retry_in + 0.01
     clock = manager._clock
     manager._clock = lambda: clock() + shift
+
+
+def fork_processes(setup: Callable[[], Callable[[], Any]], count: int) -> list[Any]:
+    """``count`` processes forked from this one (so ``anthropic`` is imported once, not once
+    per process): each runs ``setup()``, waits until every one is past it, then all run what
+    it returned at once. Their results, in order; a child's exception fails the test."""
+    import multiprocessing
+    import threading
+    import traceback
+
+    fork = multiprocessing.get_context("fork")
+    everyone = fork.Barrier(count + 1)
+    results = fork.Queue()
+
+    def child(index: int) -> None:
+        try:
+            work = setup()
+            everyone.wait(60)
+            results.put((index, True, work()))
+        except BaseException:
+            everyone.abort()  # the others stop waiting: the test fails at once
+            results.put((index, False, traceback.format_exc()))
+
+    children = [fork.Process(target=child, args=(index,)) for index in range(count)]
+    for process in children:
+        process.start()
+    try:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            everyone.wait(60)
+        outcomes = {}
+        for _ in children:
+            index, ok, value = results.get(timeout=60)
+            outcomes[index] = (ok, value)
+        for process in children:
+            process.join(30)
+    finally:
+        for process in children:
+            if process.is_alive():
+                process.kill()
+                process.join()
+    failures = [value for ok, value in outcomes.values() if not ok]
+    assert failures == [], failures[0]
+    assert [process.exitcode for process in children] == [0] * count
+    return [outcomes[index][1] for index in range(count)]
+
+
+def run_cli(*arguments: str, stdin: str = "") -> Any:
+    """The installed console script, with pipes, in the test's HOME and environment."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("claude-oauth-auth")), *arguments],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=60,
+        check=False,
+    )

@@ -10,7 +10,6 @@ Python class or type.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 from fakeapi import FakeAnthropic
 from helpers import auth_file_path, write_auth_file
+from helpers import run_cli as run
 
 import claude_oauth_auth
 import claude_oauth_auth.stores
@@ -32,19 +32,6 @@ SCRIPT = Path(sys.executable).with_name("claude-oauth-auth")
 ACCESS = "sk-ant-oat01-" + "h" * 40 + "HAB1"
 REFRESH = "sk-ant-ort01-" + "j" * 40 + "HAB2"
 LOGIN = json.dumps({"access_token": ACCESS, "refresh_token": REFRESH, "expires_in": 3600})
-
-
-def run(*arguments: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    """The installed console script, with pipes, in the test's HOME and environment."""
-    return subprocess.run(
-        [str(SCRIPT), *arguments],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-        timeout=60,
-        check=False,
-    )
 
 
 def shell(*argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

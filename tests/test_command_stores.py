@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from fakeapi import FakeAnthropic
 from helpers import auth_file_path, read_json, write_auth_file
+from helpers import run_cli as run
 from secret_service import SecretServiceSession
 
 from claude_oauth_auth.stores import KeyringStore
@@ -28,19 +29,6 @@ SCRIPT = Path(sys.executable).with_name("claude-oauth-auth")
 ACCESS = "sk-ant-oat01-" + "n" * 40 + "NEW1"
 REFRESH = "sk-ant-ort01-" + "m" * 40 + "NEW2"
 NEW_LOGIN = json.dumps({"access_token": ACCESS, "refresh_token": REFRESH, "expires_in": 3600})
-
-
-def run(*arguments: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    """The installed console script, with pipes, in the test's HOME and environment."""
-    return subprocess.run(
-        [str(SCRIPT), *arguments],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-        timeout=60,
-        check=False,
-    )
 
 
 def assert_no_secret(text: str, secrets: Iterable[str]) -> None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
 import sys
 import time
 import uuid
@@ -21,6 +19,7 @@ from typing import Any
 import pytest
 from fakeapi import FakeAnthropic
 from helpers import auth_file_path, read_json, write_auth_file
+from helpers import run_cli as run
 from redis_server import free_port
 from secret_service import SecretServiceSession
 
@@ -54,19 +53,6 @@ def assert_no_secret(text: str, secrets: Iterable[str]) -> None:
     for secret in secrets:
         for start in range(len(secret) - 8):
             assert secret[start : start + 8] not in text, f"a piece of a secret leaked: {text}"
-
-
-def run(*arguments: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    """The installed console script, in the test's HOME and environment."""
-    return subprocess.run(
-        [str(SCRIPT), *arguments],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-        timeout=60,
-        check=False,
-    )
 
 
 def ask(client: ClaudeClient) -> None:
