@@ -19,7 +19,7 @@ from ._cascade import UnifiedAuthManager
 from ._errors import ClaudeAuthError, StoreError, TokenRefreshError
 from ._failover import Fallback
 from ._manager import OAuthTokenManager
-from ._sdk_errors import OAuthRefreshError, reaching_the_sdk
+from ._sdk_errors import OAuthRefreshError, raise_to_the_sdk
 from ._sources import Credential
 from ._tokens import Secret
 
@@ -197,10 +197,7 @@ class _Outcome:
         except StopIteration:
             return None
         except ClaudeAuthError as error:
-            twin = reaching_the_sdk(error, request)
-            if twin is error:
-                raise
-            raise twin from twin.__cause__
+            raise_to_the_sdk(error, request)
 
     @staticmethod
     def of(call: Callable[[], Any]) -> _Outcome:

@@ -232,12 +232,9 @@ class OAuthTokenManager(RefreshSteps):
         try:
             token = make_access_token(self.token(force=force_refresh))  # masked repr
         except ClaudeAuthError as error:  # the SDK called us: reach its caller unwrapped
-            from ._sdk_errors import reaching_the_sdk, token_request
+            from ._sdk_errors import raise_to_the_sdk, token_request
 
-            twin = reaching_the_sdk(error, token_request(self.token_url))
-            if twin is error:
-                raise
-            raise twin from twin.__cause__
+            raise_to_the_sdk(error, token_request(self.token_url))
         served = self._served
         if served.text == token.token and served.token is None and self._lock.acquire(False):
             try:  # cache it for the fast path, unless the tokens changed meanwhile

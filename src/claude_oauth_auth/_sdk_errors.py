@@ -9,14 +9,20 @@ and ``except anthropic.APIError`` still catches it.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import anthropic
 import httpx2
 
 from ._errors import ClaudeAuthError
 
-__all__ = ["NoCredentialsError", "OAuthRefreshError", "reaching_the_sdk", "token_request"]
+__all__ = [
+    "NoCredentialsError",
+    "OAuthRefreshError",
+    "raise_to_the_sdk",
+    "reaching_the_sdk",
+    "token_request",
+]
 
 E = TypeVar("E", bound=ClaudeAuthError)
 
@@ -87,8 +93,7 @@ def _rebuild(kind: type[E], args: tuple[Any, ...], state: dict[str, Any]) -> E:
 
 def reaching_the_sdk(error: E, request: httpx2.Request) -> E:
     """``error`` as it should reach a caller through the SDK: itself if it already is an SDK
-    error, else its twin with the same message, attributes and traceback (raise it with
-    ``raise twin from twin.__cause__``)."""
+    error, else its twin with the same message, attributes and traceback."""
     if isinstance(error, anthropic.AnthropicError):
         return error
     kind = _twin_class(type(error))
@@ -100,3 +105,11 @@ def reaching_the_sdk(error: E, request: httpx2.Request) -> E:
     # A retryable SDK error in the chain would make the SDK retry: the chain stops before it.
     twin.__cause__ = None if isinstance(cause, anthropic.AnthropicError) else cause
     return twin.with_traceback(error.__traceback__)
+
+
+def raise_to_the_sdk(error: ClaudeAuthError, request: httpx2.Request) -> NoReturn:
+    """Raise ``error`` (being handled) as it should reach a caller through the SDK."""
+    twin = reaching_the_sdk(error, request)
+    if twin is error:
+        raise error
+    raise twin from twin.__cause__
