@@ -114,13 +114,17 @@ KEEP_FRESH_EPILOG = """\
 examples:
   claude-oauth-auth keep-fresh --store redis://redis:6379/0
   CLAUDE_TOKEN_STORE=redis://redis:6379/0 claude-oauth-auth keep-fresh --ahead 900
+  claude-oauth-auth keep-fresh --store redis://redis:6379/0 --to-profile shared
 
 Refreshes the login in --store (else where workers look first: $CLAUDE_AUTH_FILE, else
 $CLAUDE_TOKEN_STORE, else our token file) between --ahead - --jitter and --ahead seconds
 before it expires, so that workers never refresh it themselves. One line per refresh on
 standard output (with --json, one JSON object per line). Between refreshes, writes back a login
-that Redis lost (checked every --check-every seconds). Exits 0 on SIGTERM or SIGINT, 1 when
-the login is dead or was deleted (log in again), 2 on bad options.
+that Redis lost (checked every --check-every seconds). With --to-profile NAME, also writes
+each access token (never the refresh token) to the SDK profile NAME, for plain
+anthropic.Anthropic(profile=NAME) processes, which then never refresh it; keep --ahead less
+--jitter above the SDK's 120 s refresh lead. Exits 0 on SIGTERM or SIGINT, 1 when the login
+is dead or was deleted (log in again) or NAME is someone's own login, 2 on bad options.
 """
 
 COMPLETION_EPILOG = """\

@@ -6,7 +6,9 @@ that several of them do not line up, which is earlier than any worker's own thre
 workers then only ever adopt the new tokens. Each refresh is one line on standard output
 (never a secret). A refused login ends it with exit 1; SIGTERM or SIGINT stops it with exit 0.
 A refresh made by someone else is adopted, not repeated; an unreachable store or token
-endpoint is retried with backoff (one warning line per attempt).
+endpoint is retried with backoff (one warning line per attempt). With ``--to-profile NAME``
+it also publishes the access token (never the refresh token) as the SDK profile NAME, which
+plain SDK processes then use without ever refreshing it (``_published_profile``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from ._errors import StoreError, TokenFileError, TokenRefreshError
 
 if TYPE_CHECKING:
     from ._manager import OAuthTokenManager
+    from ._published_profile import PublishedProfile
     from ._tokens import Secret, TokenSet
     from .stores._base import TokenStore
 
@@ -76,6 +79,12 @@ def add_keep_fresh_arguments(command: argparse.ArgumentParser) -> None:
         help="between refreshes, look this often whether Redis lost the login, and write "
         f"it back (default {DEFAULT_CHECK_SECONDS:g})",
     )
+    command.add_argument(
+        "--to-profile",
+        metavar="NAME",
+        help="also write the access token (never the refresh token) to the SDK profile NAME, "
+        "for plain anthropic.Anthropic(profile=NAME) processes; created when missing",
+    )
 
 
 def run_keep_fresh(arguments: argparse.Namespace, console: Console) -> Result:
@@ -94,10 +103,18 @@ def run_keep_fresh(arguments: argparse.Namespace, console: Console) -> Result:
             EXIT_USAGE,
         )
     store = target_store(arguments.store).store
+    profile = None
+    if arguments.to_profile is not None:
+        from ._published_profile import PublishedProfile
+
+        profile = PublishedProfile(arguments.to_profile)
+        profile.prepare()  # before any refresh token is spent
     stop = threading.Event()
     with _stopping_on_signals(stop):
         say = partial(_say, console, as_json=arguments.json)
-        keeper = KeepFresh(store, ahead=ahead, jitter=jitter, check_every=check_every, say=say)
+        keeper = KeepFresh(
+            store, ahead=ahead, jitter=jitter, check_every=check_every, say=say, profile=profile
+        )
         return Result(code=keeper.run(stop))
 
 
@@ -133,8 +150,10 @@ class KeepFresh:
         check_every: float = DEFAULT_CHECK_SECONDS,
         say: Callable[[str], None],
         clock: Callable[[], float] = time.time,
+        profile: PublishedProfile | None = None,
     ) -> None:
         self.store = store
+        self.profile = profile
         self.ahead = ahead
         self.jitter = jitter
         self.check_every = check_every
@@ -152,9 +171,16 @@ class KeepFresh:
             f"keep-fresh: keeping the OAuth login in {self.store.location} fresh, refreshing "
             f"{self.ahead - self.jitter:g} to {self.ahead:g} s before it expires"
         )
+        if self.profile is not None:
+            self.say(
+                f"keep-fresh: publishing each access token to {self.profile.describe()} for "
+                "plain SDK processes (never the refresh token)"
+            )
+            self._warn_when_the_sdk_rereads(self.profile)
         failures = 0
         wake = self._next_wake(manager)
         while not stop.is_set():
+            self._publish(manager)  # the first token, and each new one (refreshed or adopted)
             now = self.clock()
             refresh: Callable[[], str] = manager.get_valid_token  # or adopt another's
             if now < wake:
@@ -194,6 +220,43 @@ class KeepFresh:
             wake = self._next_wake(manager)
         self.say(f"keep-fresh: stopped after {self.refreshes} refresh(es)")
         return EXIT_OK
+
+    def _warn_when_the_sdk_rereads(self, profile: PublishedProfile) -> None:
+        """The SDK re-reads a profile's token before every request once it is within its
+        refresh lead of expiry: the next token should be published before that."""
+        from ._published_profile import SDK_REFRESH_LEAD_SECONDS as lead
+
+        if self.ahead - self.jitter > lead:
+            return
+        self.say(
+            f"keep-fresh: warning: --ahead less --jitter ({self.ahead - self.jitter:g} s) is not "
+            f"above the SDK's own refresh lead ({lead:g} s): plain SDK processes on "
+            f"{profile.describe()} re-read it before every request in the last {lead:g} s of "
+            f"each token until the next one is published (give --ahead more than "
+            f"{lead + self.jitter:g})"
+        )
+
+    def _publish(self, manager: OAuthTokenManager) -> None:
+        """Write the manager's access token to the profile when it changed; a failure is one
+        warning line, and the next pass (within ``--check-every``) tries again."""
+        if self.profile is None or manager.access_token is None:
+            return
+        try:
+            written = self.profile.publish(manager.access_token, manager.token_expiry)
+        except (StoreError, OSError) as error:
+            self.say(
+                f"keep-fresh: warning: could not publish the access token to "
+                f"{self.profile.describe()}: {error}; trying again in {self.check_every:g} s"
+            )
+            return
+        if written and manager.token_expiry is not None:
+            from ._tokens import mask
+
+            until = datetime.fromtimestamp(int(manager.token_expiry), timezone.utc)
+            self.say(
+                f"keep-fresh: published the access token ({mask(manager.access_token)}) to "
+                f"{self.profile.describe()}, valid until {until.isoformat(timespec='seconds')}"
+            )
 
     def _another_login_appears(self, manager: OAuthTokenManager, stop: threading.Event) -> bool:
         """After a refused refresh, re-read the store: True once the manager holds another

@@ -32,6 +32,7 @@ __all__ = [
     "check_loaded_profile",
     "check_profile",
     "check_profile_env",
+    "check_profile_name",
     "check_workload_identity",
     "explicit_selection",
     "load_profile",
@@ -70,7 +71,7 @@ def active_config_pointer() -> str | None:
     return name or None
 
 
-def _check_name(name: str, where: str) -> None:
+def check_profile_name(name: str, where: str) -> None:
     """The SDK's rule: a profile name is a plain file name under the config folder."""
     problem = None
     if name != name.strip():
@@ -116,7 +117,7 @@ class SdkProfile:
 
 def load_profile(name: str, selected_by: str) -> SdkProfile:
     """Read ``configs/<name>.json``; StoreError (with what to run) when it cannot be used."""
-    _check_name(name, selected_by)
+    check_profile_name(name, selected_by)
     base = sdk_config_dir()
     path = base / "configs" / f"{name}.json"
     where = str(path)
