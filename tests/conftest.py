@@ -20,7 +20,9 @@ from secret_service import SecretServiceSession
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--run-slow", action="store_true", help="run the long reliability modes")
+    parser.addoption(
+        "--run-slow", action="store_true", help="run the long modes (kill -9 loops, fleet storms)"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

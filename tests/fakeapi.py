@@ -35,6 +35,7 @@ import threading
 import time
 import traceback
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -329,6 +330,7 @@ class FakeAnthropic:
         # knobs
         self.refresh_latency: float = 0.0
         self.access_token_lifetime: float = 3600.0
+        self.clock: Callable[[], float] = time.time  # when access tokens expire (unix seconds)
         self.rotate_refresh_tokens: bool = True
         self.token_faults: list[Fault] = []
         self.api_faults: list[Fault] = []
@@ -444,7 +446,7 @@ class FakeAnthropic:
         self, expires_in: float, claude_code_only: bool, *, with_refresh: bool
     ) -> tuple[str, str]:
         access = _rand("sk-ant-oat01-", 48)
-        self._access_tokens[access] = _AccessToken(time.time() + expires_in, claude_code_only)
+        self._access_tokens[access] = _AccessToken(self.clock() + expires_in, claude_code_only)
         refresh = ""
         if with_refresh:
             refresh = _rand("sk-ant-ort01-", 48)
@@ -592,7 +594,7 @@ class FakeAnthropic:
                     token,
                     _api_error(401, "authentication_error", INVALID_KEY_MESSAGE),
                 )
-            expired = time.time() >= entry.expires_at
+            expired = self.clock() >= entry.expires_at
             revoked = entry.revoked
             cc_only = entry.claude_code_only
         if OAUTH_BETA not in betas:

@@ -24,6 +24,7 @@ OURS_ONLY = {
     "refresh_threshold",
     "client_id",
     "token_url",
+    "clock",
 }
 # The SDK makes these keyword-only; ours also take them by position, as they always have.
 POSITIONAL_TOO = {"api_key", "auth_token"}

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anthropic
 import pytest
 from fakeapi import FakeAnthropic
-from helpers import create_from_threads, read_json, write_auth_file
+from helpers import create_from_threads, fork_processes, read_json, write_auth_file
 
 from claude_oauth_auth import OAuthTokenManager
 
@@ -61,62 +58,29 @@ def test_200_coroutines_one_refresh(server: FakeAnthropic, expired_file: Path) -
     assert (server.token_posts, server.invalid_grants) == (1, 0)
 
 
-CHILD = textwrap.dedent(
-    """
-    import os, sys, time, anthropic
-    from claude_oauth_auth import OAuthTokenManager
-    path, token_url, base_url, go_file = sys.argv[1:5]
-    manager = OAuthTokenManager(token_file=path, token_url=token_url)
-    client = anthropic.Anthropic(credentials=manager, base_url=base_url, max_retries=0)
-    print("ready", flush=True)
-    while not os.path.exists(go_file):
-        time.sleep(0.001)
-    message = client.messages.create(
-        model="claude-test-1", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
-    )
-    print(message.id, flush=True)
-    """
-)
+def run_processes(server: FakeAnthropic, path: Path, count: int) -> list[str]:
+    """``count`` processes, each with a client that has read the file, released at once to
+    send one request each; their message ids."""
 
+    def setup() -> Callable[[], str]:
+        manager = OAuthTokenManager(token_file=path, token_url=server.token_url)
+        client = anthropic.Anthropic(credentials=manager, base_url=server.base_url, max_retries=0)
 
-def run_processes(
-    server: FakeAnthropic, path: Path, count: int
-) -> list[subprocess.CompletedProcess[str]]:
-    """Start ``count`` children, wait until each has read the file, then release them at once."""
-    go_file = path.parent / "go"
-    children = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                CHILD,
-                str(path),
-                server.token_url,
-                server.base_url,
-                str(go_file),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=dict(os.environ),
-        )
-        for _ in range(count)
-    ]
-    for child in children:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "ready"
-    go_file.touch()
-    results = []
-    for child in children:
-        stdout, stderr = child.communicate(timeout=60)
-        results.append(subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr))
-    return results
+        def send() -> str:
+            message = client.messages.create(
+                model=MODEL,
+                max_tokens=5,
+                messages=MESSAGES,  # type: ignore[arg-type]
+            )
+            return message.id
+
+        return send
+
+    return fork_processes(setup, count)
 
 
 def test_8_processes_one_refresh(server: FakeAnthropic, expired_file: Path) -> None:
-    results = run_processes(server, expired_file, 8)
-    failures = [r.stderr[-500:] for r in results if r.returncode != 0]
-    assert failures == []
+    assert len(set(run_processes(server, expired_file, 8))) == 8  # each child's own request
     assert (server.token_posts, server.invalid_grants) == (1, 0)
     saved = read_json(expired_file)
     assert saved["token_expiry"] > time.time() + 3000

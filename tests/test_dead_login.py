@@ -10,78 +10,52 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import pytest
 from fakeapi import FakeAnthropic, Fault
-from helpers import auth_file_path, read_json, write_auth_file
+from helpers import auth_file_path, fork_processes, read_json, write_auth_file
 
-from claude_oauth_auth import OAuthRefreshError, OAuthTokenManager
+from claude_oauth_auth import ClaudeClient, OAuthRefreshError, OAuthTokenManager
 
 REFUSED = "the token endpoint refused the refresh token (invalid_grant: Refresh token not found"
 
-CHILD = textwrap.dedent(
-    """
-    import json, os, sys, time, anthropic
-    mode, path, go_file = sys.argv[1:4]
-    if mode == "manager":
-        from claude_oauth_auth import OAuthTokenManager
-
-        manager = OAuthTokenManager(token_file=path)
-        client = anthropic.Anthropic(
-            credentials=manager, base_url=os.environ["ANTHROPIC_BASE_URL"], max_retries=0
-        )
-    else:
-        from claude_oauth_auth import ClaudeClient
-
-        client = ClaudeClient(max_retries=0)
-    print("ready", flush=True)
-    while not os.path.exists(go_file):
-        time.sleep(0.001)
-    try:
-        message = client.messages.create(
-            model="claude-test-1", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
-        )
-        outcome = {"text": message.content[0].text, "auth": getattr(client, "auth_method", None)}
-    except Exception as error:
-        outcome = {
-            "error": type(error).__name__,
-            "status": getattr(error, "endpoint_status", None),
-            "message": str(error),
-        }
-    print(json.dumps(outcome), flush=True)
-    """
-)
-
 
 def run_processes(mode: str, path: Path, count: int) -> list[dict[str, Any]]:
-    """``count`` children, each past its setup, released at once; what each one got."""
-    go_file = path.parent / f"go-{mode}"
-    go_file.unlink(missing_ok=True)
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", CHILD, mode, str(path), str(go_file)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=dict(os.environ),
-        )
-        for _ in range(count)
-    ]
-    for child in children:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "ready"
-    go_file.touch()
-    outcomes = []
-    for child in children:
-        stdout, stderr = child.communicate(timeout=60)
-        assert child.returncode == 0, stderr[-800:]
-        outcomes.append(json.loads(stdout.strip().splitlines()[-1]))
-    return outcomes
+    """``count`` processes, each past its setup (a manager on ``path``, or a ``ClaudeClient``),
+    released at once to send one request; what each one got."""
+
+    def setup() -> Callable[[], dict[str, Any]]:
+        client: Any
+        if mode == "manager":
+            manager = OAuthTokenManager(token_file=path)
+            client = anthropic.Anthropic(
+                credentials=manager, base_url=os.environ["ANTHROPIC_BASE_URL"], max_retries=0
+            )
+        else:
+            client = ClaudeClient(max_retries=0)
+
+        def send() -> dict[str, Any]:
+            try:
+                message = client.messages.create(
+                    model="claude-test-1",
+                    max_tokens=5,
+                    messages=[{"role": "user", "content": "hi"}],
+                )
+            except Exception as error:
+                return {
+                    "error": type(error).__name__,
+                    "status": getattr(error, "endpoint_status", None),
+                    "message": str(error),
+                }
+            return {"text": message.content[0].text, "auth": getattr(client, "auth_method", None)}
+
+        return send
+
+    return fork_processes(setup, count)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from typing import Any
 
 import anthropic
 import pytest
+from conftest import Clock
 from fakeapi import OAUTH_BETA, FakeAnthropic, Fault, RecordedRequest
 from helpers import auth_file_path, claude_code_path, write_auth_file, write_claude_code_file
 
@@ -90,8 +91,9 @@ OUTAGES = {
 }
 
 
-def until_oauth(client: Any, server: FakeAnthropic, limit: float = 15.0) -> int:
-    """Send a request every 0.1 s until one goes out over OAuth; how many used a key first."""
+def until_oauth(client: Any, server: FakeAnthropic, clock: Clock, limit: float = 15.0) -> int:
+    """Send a request every 0.1 s of the client's clock until one goes out over OAuth; how
+    many used a key first."""
     deadline = time.monotonic() + limit
     with_key = 0
     while time.monotonic() < deadline:
@@ -100,11 +102,13 @@ def until_oauth(client: Any, server: FakeAnthropic, limit: float = 15.0) -> int:
         if records(server)[before].auth_kind == "oauth":
             return with_key
         with_key += 1
-        time.sleep(0.1)
+        clock.advance(0.1)
     raise AssertionError("the client never came back to OAuth")
 
 
-async def async_until_oauth(client: Any, server: FakeAnthropic, limit: float = 15.0) -> int:
+async def async_until_oauth(
+    client: Any, server: FakeAnthropic, clock: Clock, limit: float = 15.0
+) -> int:
     deadline = time.monotonic() + limit
     with_key = 0
     while time.monotonic() < deadline:
@@ -113,7 +117,8 @@ async def async_until_oauth(client: Any, server: FakeAnthropic, limit: float = 1
         if records(server)[before].auth_kind == "oauth":
             return with_key
         with_key += 1
-        await asyncio.sleep(0.1)
+        clock.advance(0.1)
+        await asyncio.sleep(0)
     raise AssertionError("the client never came back to OAuth")
 
 
@@ -128,15 +133,17 @@ def test_outage_uses_the_key_then_comes_back_to_oauth(
     oauth_env: FakeAnthropic,
     short_refresh_timeout: None,
     caplog: pytest.LogCaptureFixture,
+    clock: Clock,
 ) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
     oauth_env.token_faults.append(OUTAGES[outage])
-    client = ClaudeClient(max_retries=0)  # the token is due: the first refresh fails here
+    # The token is due: the first refresh fails here.
+    client = ClaudeClient(max_retries=0, clock=clock)
     assert (client.auth_method, client.auth_source) == ("api_key", "api_key_env")
     for _ in range(3):
         assert create(client).content[0].text == "Hello from fake API"
     assert oauth_env.token_posts == 1  # requests in the outage do not each try a refresh
-    until_oauth(client, oauth_env)
+    until_oauth(client, oauth_env, clock)
     create(client.with_options(timeout=20))
     assert oauth_env.token_posts == 2  # the failed refresh, then the one that worked
     assert (client.auth_method, client.auth_source) == ("oauth", "auth_file")
@@ -158,16 +165,18 @@ def test_outage_at_request_time_async(
     api_key: str,
     oauth_env: FakeAnthropic,
     caplog: pytest.LogCaptureFixture,
+    clock: Clock,
 ) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
     oauth_env.token_faults.append(OUTAGES[outage])
 
     async def main() -> int:
-        async with AsyncClaudeClient(max_retries=0) as client:  # in a loop: no refresh yet
+        # In a loop: no refresh yet.
+        async with AsyncClaudeClient(max_retries=0, clock=clock) as client:
             await create(client)  # refreshes, fails, uses the key
             await asyncio.gather(*(create(client) for _ in range(7)))
             assert client.auth_method == "api_key"
-            with_key = await async_until_oauth(client, oauth_env)
+            with_key = await async_until_oauth(client, oauth_env, clock)
             await create(client)
             assert client.auth_source == "auth_file"
             return with_key
@@ -181,38 +190,46 @@ def test_outage_at_request_time_async(
 
 
 def test_token_expiring_while_the_endpoint_fails(
-    api_key: str, oauth_env: FakeAnthropic, home: Path, caplog: pytest.LogCaptureFixture
+    api_key: str,
+    oauth_env: FakeAnthropic,
+    home: Path,
+    caplog: pytest.LogCaptureFixture,
+    clock: Clock,
 ) -> None:
     """A client that started on a valid token meets the outage on a later request."""
     caplog.set_level(logging.WARNING, logger=LOGGER)
     access, refresh = oauth_env.issue_tokens()
     write_auth_file(auth_file_path(home), access, refresh)
-    client = ClaudeClient(max_retries=0)
+    client = ClaudeClient(max_retries=0, clock=clock)
     create(client)
     oauth_env.token_faults.append(OUTAGES["503"])
     access, refresh = oauth_env.issue_tokens(expires_in=-5)  # another program wrote it
     write_auth_file(auth_file_path(home), access, refresh, expires_in=-5)
-    time.sleep(1.05)  # clients look at the file again at most once a second
+    clock.advance(1.05)  # clients look at the file again at most once a second
     create(client)
-    until_oauth(client, oauth_env)
+    until_oauth(client, oauth_env, clock)
     assert kinds(oauth_env)[:2] == [("oauth", 200), ("api_key", 200)]
     assert oauth_env.token_posts == 2
     assert len(logged(caplog, logging.WARNING)) == 1
 
 
 def test_refused_token_and_failing_endpoint_use_the_key(
-    api_key: str, oauth_env: FakeAnthropic, home: Path, caplog: pytest.LogCaptureFixture
+    api_key: str,
+    oauth_env: FakeAnthropic,
+    home: Path,
+    caplog: pytest.LogCaptureFixture,
+    clock: Clock,
 ) -> None:
     """A 401 on a revoked token, and the refresh that should replace it gets a 503."""
     caplog.set_level(logging.WARNING, logger=LOGGER)
     access, refresh = oauth_env.issue_tokens()
     write_auth_file(auth_file_path(home), access, refresh)
-    client = ClaudeClient(max_retries=0)
+    client = ClaudeClient(max_retries=0, clock=clock)
     oauth_env.revoke_access_token(access)
     oauth_env.token_faults.append(OUTAGES["503"])
     assert create(client).content[0].text == "Hello from fake API"
     assert kinds(oauth_env) == [("oauth", 401), ("api_key", 200)]
-    until_oauth(client, oauth_env)
+    until_oauth(client, oauth_env, clock)
     assert oauth_env.token_posts == 2
     assert len(logged(caplog, logging.WARNING)) == 1
 
@@ -249,12 +266,16 @@ def test_a_long_outage_tries_oauth_once_per_backoff_step(
 
 
 def test_a_dead_login_stays_on_the_key(
-    dead: None, api_key: str, oauth_env: FakeAnthropic, caplog: pytest.LogCaptureFixture
+    dead: None,
+    api_key: str,
+    oauth_env: FakeAnthropic,
+    caplog: pytest.LogCaptureFixture,
+    clock: Clock,
 ) -> None:
     caplog.set_level(logging.WARNING, logger=LOGGER)
-    client = ClaudeClient(max_retries=0)
+    client = ClaudeClient(max_retries=0, clock=clock)
     create(client)
-    time.sleep(1.2)
+    clock.advance(1.2)  # past the first retry a temporary failure would get
     create(client)
     assert kinds(oauth_env) == [("api_key", 200)] * 2
     assert (oauth_env.token_posts, oauth_env.invalid_grants) == (1, 1)
@@ -268,14 +289,15 @@ def test_outage_then_refused_refresh_stays_on_the_key(
     api_key: str,
     oauth_env: FakeAnthropic,
     caplog: pytest.LogCaptureFixture,
+    clock: Clock,
 ) -> None:
     caplog.set_level(logging.WARNING, logger=LOGGER)
     oauth_env.token_faults.append(OUTAGES["503"])
-    client = ClaudeClient(max_retries=0)
+    client = ClaudeClient(max_retries=0, clock=clock)
     oauth_env.revoke_refresh_token(expired[1])  # while the endpoint was down, the login died
-    time.sleep(1.05)
+    clock.advance(1.05)
     create(client)  # this one tries OAuth, which is now refused
-    time.sleep(1.2)
+    clock.advance(1.2)
     create(client)
     assert kinds(oauth_env) == [("api_key", 200)] * 2
     assert (oauth_env.token_posts, oauth_env.invalid_grants) == (2, 1)
@@ -384,11 +406,14 @@ def test_the_same_file_twice_is_not_a_fallback(
 
 
 def test_outage_without_a_fallback_is_a_clear_error(
-    expired: tuple[str, str], oauth_env: FakeAnthropic, caplog: pytest.LogCaptureFixture
+    expired: tuple[str, str],
+    oauth_env: FakeAnthropic,
+    caplog: pytest.LogCaptureFixture,
+    clock: Clock,
 ) -> None:
     caplog.set_level(logging.WARNING, logger=LOGGER)
     oauth_env.token_faults.append(OUTAGES["503"])  # spent by the refresh at construction
-    client = ClaudeClient(max_retries=0)
+    client = ClaudeClient(max_retries=0, clock=clock)
     assert client.auth_method == "oauth"
     with pytest.raises(TokenRefreshError) as caught:  # backing off: no POST
         create(client)
@@ -397,7 +422,7 @@ def test_outage_without_a_fallback_is_a_clear_error(
     error = caught.value
     assert "answered HTTP 503" in str(error) and oauth_env.token_url in str(error)
     assert records(oauth_env) == []
-    time.sleep(1.05)
+    clock.advance(1.05)
     create(client)  # the endpoint is back
     assert kinds(oauth_env) == [("oauth", 200)]
 
@@ -428,13 +453,13 @@ def test_manager_reports_the_fallback(
 
 
 def test_one_probe_at_a_time(
-    expired: tuple[str, str], api_key: str, oauth_env: FakeAnthropic
+    expired: tuple[str, str], api_key: str, oauth_env: FakeAnthropic, clock: Clock
 ) -> None:
     """32 threads arrive together when OAuth may be tried again: one refresh POST."""
     oauth_env.token_faults.append(OUTAGES["503"])
-    client = ClaudeClient(max_retries=0)
+    client = ClaudeClient(max_retries=0, clock=clock)
     oauth_env.refresh_latency = 0.3
-    time.sleep(1.05)
+    clock.advance(1.05)
     barrier = threading.Barrier(32)
 
     def one(_: int) -> str:
@@ -454,6 +479,7 @@ def test_unreachable_store_with_an_expired_token_uses_the_key(
     oauth_env: FakeAnthropic,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    clock: Clock,
 ) -> None:
     """Tokens in Redis (CLAUDE_TOKEN_STORE); Redis goes away and the token expires."""
     from claude_oauth_auth.stores import TokenSet
@@ -465,10 +491,10 @@ def test_unreachable_store_with_an_expired_token_uses_the_key(
     tokens = TokenSet(access, refresh, time.time() + 1.5)
     RedisStore(redis_server.url).save(tokens, expected_version=None)
     monkeypatch.setenv("CLAUDE_TOKEN_STORE", redis_server.url)
-    client = ClaudeClient(max_retries=0)
+    client = ClaudeClient(max_retries=0, clock=clock)
     create(client)
     redis_server.stop()
-    time.sleep(1.6)
+    clock.advance(1.6)
     create(client)
     assert kinds(oauth_env) == [("oauth", 200), ("api_key", 200)]
     assert oauth_env.token_posts == 0  # a refresh token is not spent when it cannot be saved

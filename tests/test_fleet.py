@@ -19,10 +19,12 @@ from typing import Any
 
 import anthropic  # imported before forking, so workers start fast
 import pytest
+from conftest import Clock
 from fakeapi import FakeAnthropic
 from redis_server import RedisServer
 
 from claude_oauth_auth import ClaudeClient, OAuthTokenManager
+from claude_oauth_auth._writeback import RESTORE_GRACE_SECONDS
 from claude_oauth_auth.stores import RedisStore, StoreError, TokenSet
 
 FORK = multiprocessing.get_context("fork")
@@ -147,6 +149,7 @@ def login_survives(url: str, server: FakeAnthropic) -> bool:
 # ----- the storm -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_fleet_storm_makes_one_refresh(
     redis_server: RedisServer,
     oauth_env: FakeAnthropic,
@@ -178,6 +181,7 @@ def _hold_the_lease_then_hang(url: str, holding: Any) -> None:
     manager.get_valid_token()
 
 
+@pytest.mark.slow
 def test_a_lease_holder_killed_before_its_post_costs_one_lease(
     redis_server: RedisServer,
     oauth_env: FakeAnthropic,
@@ -219,6 +223,7 @@ def test_a_lease_holder_killed_before_its_post_costs_one_lease(
 # ----- Redis losing its data, or going away --------------------------------------------------
 
 
+@pytest.mark.slow
 def test_redis_flushed_mid_run_loses_no_login(
     redis_server: RedisServer,
     oauth_env: FakeAnthropic,
@@ -358,23 +363,23 @@ def test_redis_stopped_then_back(
     redis_server: RedisServer,
     oauth_env: FakeAnthropic,
     caplog: pytest.LogCaptureFixture,
+    clock: Clock,
 ) -> None:
     """Valid tokens keep working from memory; the refresh that needs Redis fails with one
     clear error and no POST; once Redis is back (empty), work resumes without a restart.
-    The token lives 8 s and is due 4 s before expiry."""
+    The token lives 8 s and is due 4 s before expiry; the client's clock says when."""
     caplog.set_level(logging.WARNING, logger="claude_oauth_auth")
-    seeded = time.monotonic()
+    seeded = clock()
     seed(redis_server.url, oauth_env, expires_in=8)
 
-    def at(seconds: float) -> None:  # wait until this long after the login was stored
-        time.sleep(max(0.0, seeded + seconds - time.monotonic()))
+    def at(seconds: float) -> None:  # this long after the login was stored
+        clock.advance(seeded + seconds - clock())
 
     store = RedisStore(redis_server.url)
-    client = ClaudeClient(store=store, refresh_threshold=4, max_retries=0)
+    client = ClaudeClient(store=store, refresh_threshold=4, max_retries=0, clock=clock)
     _request(client)
     redis_server.stop()
     _request(client)  # fresh: served from memory
-    assert time.monotonic() - seeded < 3.5, "too slow to test the fresh phase"
     at(4.3)  # inside the refresh window, still valid
     _request(client)
     _request(client)
@@ -387,7 +392,14 @@ def test_redis_stopped_then_back(
     assert f"{store.location}: cannot reach Redis (connection refused)" in chain, chain
     assert oauth_env.token_posts == 0  # no local refresh that would fork the chain
     redis_server.start()  # same port, no persistence: empty
-    _request(client)
+    # The client writes its login back and, before spending it, waits the grace on its clock
+    # (for a newer login from another worker), which this timer moves on meanwhile.
+    grace = threading.Timer(0.3, clock.advance, args=(RESTORE_GRACE_SECONDS + 0.1,))
+    grace.start()
+    try:
+        _request(client)
+    finally:
+        grace.join()
     assert oauth_env.token_posts == 1 and oauth_env.invalid_grants == 0
     assert login_survives(redis_server.url, oauth_env)
     assert "wrote back the OAuth login" in caplog.text

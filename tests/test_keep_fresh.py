@@ -74,6 +74,7 @@ class Sidecar:
         return self._result
 
 
+@pytest.mark.slow
 def test_keep_fresh_spares_a_64_worker_fleet_every_refresh(
     redis_server: RedisServer,
     oauth_env: FakeAnthropic,
@@ -109,6 +110,7 @@ def test_keep_fresh_spares_a_64_worker_fleet_every_refresh(
     )
 
 
+@pytest.mark.slow
 def test_two_sidecars_adopt_rather_than_repeat(
     redis_server: RedisServer, oauth_env: FakeAnthropic
 ) -> None:

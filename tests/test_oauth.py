@@ -362,11 +362,11 @@ def test_plain_http_token_url_refused_except_loopback() -> None:
 
 
 def test_save_failure_keeps_tokens_in_memory_logs_one_error_and_retries(
-    server: FakeAnthropic, token_path: Path, caplog: pytest.LogCaptureFixture
+    server: FakeAnthropic, token_path: Path, caplog: pytest.LogCaptureFixture, clock: Clock
 ) -> None:
     access, refresh = server.issue_tokens(expires_in=-1)
     write_auth_file(token_path, access, refresh, expires_in=-1)
-    manager = manager_for(token_path, server)
+    manager = manager_for(token_path, server, clock=clock)
     # Make the replace fail for real: a directory now stands where the file was.
     token_path.unlink()
     token_path.mkdir()
@@ -380,7 +380,7 @@ def test_save_failure_keeps_tokens_in_memory_logs_one_error_and_retries(
     assert len(errors) == 1
     assert str(token_path) in errors[0].getMessage() and new_refresh not in errors[0].getMessage()
     token_path.rmdir()
-    time.sleep(1.05)  # the save is retried at most once a second
+    clock.advance(1.05)  # the save is retried at most once a second
     assert manager.get_valid_token() == manager.access_token
     assert read_json(token_path)["refresh_token"] == new_refresh
     assert server.token_posts == 1

@@ -13,6 +13,7 @@ from typing import Any
 
 import anthropic
 import pytest
+from conftest import Clock
 from fakeapi import JWT_BEARER_GRANT, OAUTH_BETA, FakeAnthropic, RecordedRequest
 from helpers import auth_file_path, write_auth_file, write_json
 
@@ -313,11 +314,11 @@ def test_expired_profile_is_refreshed_with_the_sdks_request_and_the_sdk_reads_ou
 
 
 def test_profile_without_client_id_is_re_read_never_refreshed(
-    home: Path, server: FakeAnthropic
+    home: Path, server: FakeAnthropic, clock: Clock
 ) -> None:
     folder = config_dir(home)
     write_profile(folder, "default", server, client_id=None, expires_in=3600)
-    client = ClaudeClient(max_retries=0)
+    client = ClaudeClient(max_retries=0, clock=clock)
     client.messages.create(model="claude-test-1", max_tokens=5, messages=MESSAGES)
     assert client.auth_manager.token_manager is not None
     assert not client.auth_manager.token_manager.can_refresh
@@ -328,7 +329,7 @@ def test_profile_without_client_id_is_re_read_never_refreshed(
     document["access_token"] = rotated
     write_json(credentials, document)
     os.utime(credentials, (time.time() + 5, time.time() + 5))
-    time.sleep(1.05)
+    clock.advance(1.05)  # the file is looked at again at most once a second
     client.messages.create(model="claude-test-1", max_tokens=5, messages=MESSAGES)
     assert server.api_requests[-1].token == rotated and server.token_posts == 0
 

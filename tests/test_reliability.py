@@ -25,6 +25,7 @@ from typing import Any
 
 import anthropic
 import pytest
+from conftest import Clock
 from fakeapi import FakeAnthropic, Fault
 from helpers import (
     claude_code_path,
@@ -294,11 +295,12 @@ def shape_path(shape: str, home: Path) -> Path:
     return home / ".config" / "claude" / "auth.json" if shape == "ours" else claude_code_path(home)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", ["ours", "claude_code"])
 def test_kill_9_loop_never_corrupts_or_loses_the_login(
     shape: str, server: FakeAnthropic, home: Path
 ) -> None:
-    """50 kills per file shape (100 in all); --run-slow runs 200 per shape."""
+    """50 kills per file shape (100 in all), then 200 per shape below (both --run-slow)."""
     check_kill_stats(kill_loop(server, shape_path(shape, home), 50, shape), 50)
 
 
@@ -514,10 +516,11 @@ def test_failing_replace_keeps_the_client_working_and_saves_later(
     token_path: Path,
     oauth_env: FakeAnthropic,
     caplog: pytest.LogCaptureFixture,
+    clock: Clock,
 ) -> None:
     access, refresh = server.issue_tokens()
     write_auth_file(token_path, access, refresh)
-    client = ClaudeClient(max_retries=0)
+    client = ClaudeClient(max_retries=0, clock=clock)
     ask(client)
     # A directory now stands where the file is replaced, and the API revokes the token.
     token_path.unlink()
@@ -530,7 +533,7 @@ def test_failing_replace_keeps_the_client_working_and_saves_later(
         assert manager is not None and manager.access_token != access
         rotated = manager.refresh_token
         token_path.rmdir()
-        time.sleep(oauth_module.SAVE_RETRY_INTERVAL_SECONDS + 0.05)
+        clock.advance(oauth_module.SAVE_RETRY_INTERVAL_SECONDS + 0.05)
         ask(client)
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and str(token_path) in errors[0].getMessage()

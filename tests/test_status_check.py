@@ -1,7 +1,7 @@
 """`claude-oauth-auth status --check`: one models-list call says ok, refused or unreachable.
 
 Every case runs the installed console script in a fresh HOME against the loopback server,
-and asserts the exit code, the verdict, the reason and that it took under 2 seconds.
+and asserts the exit code, the verdict, the reason and that it took under 5 seconds.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from helpers import (
 )
 
 SCRIPT = Path(sys.executable).with_name("claude-oauth-auth")
-CHECK_BUDGET_SECONDS = 2.0
+# Well under the check's own 10 s timeout (a check that waited one out fails), with room for
+# a busy machine.
+CHECK_BUDGET_SECONDS = 5.0
 
 
 @dataclass

@@ -180,8 +180,8 @@ def test_version_is_exactly_one_command(redis_server: RedisServer) -> None:
 # ----- the lease -----------------------------------------------------------------------------
 
 
-def _hold_lock(url: str, ready: Any, done: Any, seconds: float) -> None:
-    store = RedisStore(url, lease_seconds=LEASE)
+def _hold_lock(url: str, ready: Any, done: Any, seconds: float, lease: float = LEASE) -> None:
+    store = RedisStore(url, lease_seconds=lease)
     with store.lock(timeout=5):
         ready.set()
         time.sleep(seconds)
@@ -206,7 +206,7 @@ def test_a_killed_holder_frees_the_lease_when_it_runs_out(redis_server: RedisSer
         assert redis_server.client().pttl("claude-oauth-auth:default:lock") > 0
         with store.lock(timeout=LEASE * 3):
             waited = time.monotonic() - killed
-        assert waited <= LEASE + 0.3, waited
+        assert waited <= LEASE + 1.0, waited  # when it runs out, not at the lock's timeout
         assert done.value == 0
     finally:
         if holder.is_alive():
@@ -215,17 +215,20 @@ def test_a_killed_holder_frees_the_lease_when_it_runs_out(redis_server: RedisSer
 
 
 def test_a_live_holder_keeps_the_lease_past_its_length(redis_server: RedisServer) -> None:
+    # A lease of 3 s renewed every 1 s: a busy machine may delay a renewal by 2 s.
+    lease = 2 * LEASE
+    hold = 1.5 * lease
     ready, done = FORK.Event(), FORK.Value("i", 0)
-    holder = FORK.Process(target=_hold_lock, args=(redis_server.url, ready, done, 3 * LEASE))
+    holder = FORK.Process(target=_hold_lock, args=(redis_server.url, ready, done, hold, lease))
     holder.start()
     try:
         assert ready.wait(10)
         started = time.monotonic()
-        store = RedisStore(redis_server.url, lease_seconds=LEASE)
+        store = RedisStore(redis_server.url, lease_seconds=lease)
         with store.lock(timeout=10):
             waited = time.monotonic() - started
             assert done.value == 1  # the holder finished its whole hold first
-        assert waited >= 3 * LEASE - 0.2, waited
+        assert waited >= hold - 0.2, waited
         holder.join(5)
         assert holder.exitcode == 0
     finally:

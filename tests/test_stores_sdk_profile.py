@@ -6,16 +6,13 @@ from __future__ import annotations
 import functools
 import os
 import stat
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
 import anthropic
 import pytest
 from fakeapi import FakeAnthropic
-from helpers import read_json, write_json
+from helpers import fork_processes, read_json, write_json
 from store_contract import (
     check_lock_is_exclusive_across_processes,
     check_round_trip_and_compare_and_set,
@@ -23,7 +20,7 @@ from store_contract import (
     token_set,
 )
 
-from claude_oauth_auth import TokenFileError
+from claude_oauth_auth import ClaudeClient, TokenFileError
 from claude_oauth_auth.stores import SdkProfileStore, TokenStore
 
 ACCESS = "sk-ant-oat01-" + "a" * 40 + "WXYZ"
@@ -128,23 +125,6 @@ def test_absent_file_is_empty(tmp_path: Path) -> None:
     assert store.load() is None and store.version() is None
 
 
-CHILD = textwrap.dedent(
-    """
-    import os, sys, time
-    from claude_oauth_auth import ClaudeClient
-    go_file = sys.argv[1]
-    print("ready", flush=True)
-    while not os.path.exists(go_file):
-        time.sleep(0.001)
-    client = ClaudeClient(max_retries=0)
-    client.messages.create(
-        model="claude-test-1", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
-    )
-    print(client.auth_source, flush=True)
-    """
-)
-
-
 def test_8_processes_on_one_expired_profile_make_one_refresh(
     home: Path, server: FakeAnthropic
 ) -> None:
@@ -160,23 +140,15 @@ def test_8_processes_on_one_expired_profile_make_one_refresh(
         refresh_token=refresh,
         expires_at=int(time.time()) - 5,
     )
-    go_file = home / "go"
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(go_file)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=dict(os.environ),
+
+    def build_and_send() -> str:  # in each process, all released together
+        client = ClaudeClient(max_retries=0)
+        client.messages.create(
+            model="claude-test-1", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
         )
-        for _ in range(8)
-    ]
-    for child in children:
-        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-    go_file.touch()
-    outputs = [child.communicate(timeout=120) for child in children]
-    assert [err[-300:] for (_, err) in outputs if err.strip()] == []
-    assert {out.strip() for out, _ in outputs} == {"anthropic_profile_active"}
+        return client.auth_source
+
+    assert fork_processes(lambda: build_and_send, 8) == ["anthropic_profile_active"] * 8
     assert (server.token_posts, server.invalid_grants) == (1, 0)
 
     # The SDK itself carries on with the file we wrote, and the stored refresh token is live.

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +92,7 @@ class UnifiedAuthManager(FailoverMixin):
         client_id: str | None = None,
         token_url: str | None = None,
         base_url: str | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         """Run the cascade now and keep the first usable credential.
 
@@ -109,6 +111,8 @@ class UnifiedAuthManager(FailoverMixin):
             client_id: Passed to the token managers it builds.
             token_url: Passed to the token managers it builds.
             base_url: The client's API base URL (an SDK profile's token endpoint is on it).
+            clock: The time source, in seconds, of the token managers it builds and of the
+                fallback's retries of OAuth (tests); default the system clock.
 
         Raises:
             NoCredentialsError: No source gave a usable credential (the message lists them).
@@ -142,6 +146,8 @@ class UnifiedAuthManager(FailoverMixin):
             name: SourceReport(name) for name in ("explicit", *self._sources)
         }
         self._lock = threading.Lock()
+        self._clock = clock
+        self._probe_clock = clock or time.monotonic
         found = self._discover_credentials()
         if found is None:
             from ._sdk_errors import NoCredentialsError
@@ -249,7 +255,7 @@ class UnifiedAuthManager(FailoverMixin):
             return self._explicit_profile(name, value)
         if name in ("token_file", "store"):
             where: dict[str, Any] = {name: value}
-            manager = OAuthTokenManager(**where, **self._manager_options)
+            manager = OAuthTokenManager(**where, **self._manager_options, clock=self._clock)
             report.path = manager.store.location if manager.store is not None else None
             return Credential("oauth", "explicit", path=manager.token_file, provider=manager)
         if not callable(value):
@@ -293,6 +299,7 @@ class UnifiedAuthManager(FailoverMixin):
                     found.get("refresh_token"),
                     found.get("token_expiry"),
                     **self._manager_options,
+                    clock=self._clock,
                 )
                 custom.detail = "OAuth tokens from _discover_credentials"
                 return Credential("oauth", "custom", provider=manager)
@@ -319,10 +326,12 @@ class UnifiedAuthManager(FailoverMixin):
 
             threshold = self._manager_options["refresh_threshold"]
             return sdk_token_source(
-                credential, base_url=self._base_url, refresh_threshold=threshold
+                credential, base_url=self._base_url, refresh_threshold=threshold, clock=self._clock
             )
         if credential.store is not None:
-            return OAuthTokenManager(store=credential.store, **self._manager_options)
+            return OAuthTokenManager(
+                store=credential.store, **self._manager_options, clock=self._clock
+            )
         assert credential.secret is not None
         return StaticOAuthToken(credential.secret, source=ENV.CODE_OAUTH_TOKEN)
 

@@ -8,7 +8,7 @@ the installed SDK); the work both classes share lives in the functions below.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import anthropic
@@ -76,6 +76,7 @@ class ClaudeClient(anthropic.Anthropic):
         refresh_threshold: float | None = None,
         client_id: str | None = None,
         token_url: str | None = None,
+        clock: Callable[[], float] | None = None,
         webhook_key: str | None = None,
         base_url: str | httpx2.URL | None = None,
         timeout: float | Timeout | NotGiven | None = not_given,
@@ -104,6 +105,8 @@ class ClaudeClient(anthropic.Anthropic):
             refresh_threshold: Refresh this many seconds before the token expires.
             client_id: The OAuth client id to refresh with.
             token_url: The token endpoint to refresh at.
+            clock: The time source of the refreshes and of the fallback's retries, in seconds
+                (tests); default the system clock.
             webhook_key: Passed to the SDK client, as are all the arguments below.
             base_url: The API's base URL.
             timeout: The request timeout.
@@ -202,6 +205,7 @@ class AsyncClaudeClient(anthropic.AsyncAnthropic):
         refresh_threshold: float | None = None,
         client_id: str | None = None,
         token_url: str | None = None,
+        clock: Callable[[], float] | None = None,
         webhook_key: str | None = None,
         base_url: str | httpx2.URL | None = None,
         timeout: float | Timeout | NotGiven | None = not_given,
@@ -283,6 +287,7 @@ _AUTH_ARGUMENTS = (
     "refresh_threshold",
     "client_id",
     "token_url",
+    "clock",
     "profile",
     "config",
 )

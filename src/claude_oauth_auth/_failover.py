@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +52,7 @@ class FailoverMixin:
     _reports: dict[str, SourceReport]
     _manager_options: dict[str, Any]
     _lock: threading.Lock
+    _probe_clock: Callable[[], float]  # seconds, for the retries of the primary
     _fallback: Fallback | None = None
     _probing = False
     _next_probe = 0.0
@@ -178,7 +178,7 @@ class FailoverMixin:
             fallback is not None
             and fallback.temporary
             and not self._probing
-            and time.monotonic() >= self._next_probe
+            and self._probe_clock() >= self._next_probe
         )
 
     def _start_probe(self) -> bool:
@@ -226,7 +226,7 @@ class FailoverMixin:
     def _schedule_probe(self, retry_after: float | None) -> None:
         delay = self._probe_backoff if retry_after is None else max(0.0, retry_after)
         self._probe_backoff = min(MAX_PROBE_BACKOFF_SECONDS, self._probe_backoff * 2)
-        self._next_probe = time.monotonic() + delay
+        self._next_probe = self._probe_clock() + delay
 
     def _mark(self, credential: Credential, state: Any, reason: str) -> None:
         report = self._report(credential.source)

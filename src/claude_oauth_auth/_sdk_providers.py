@@ -8,6 +8,7 @@ SDK's own providers, whose failures are re-raised naming the source and what to 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import anthropic
@@ -37,14 +38,21 @@ WORKLOAD_LABEL = "workload identity (ANTHROPIC_FEDERATION_RULE_ID, ANTHROPIC_ORG
 
 
 def sdk_token_source(
-    credential: Credential, *, base_url: str | None, refresh_threshold: float | None
+    credential: Credential,
+    *,
+    base_url: str | None,
+    refresh_threshold: float | None,
+    clock: Callable[[], float] | None = None,
 ) -> Any:
-    """The provider for a credential found by an SDK step (or ``profile=``/``config=``)."""
+    """The provider for a credential found by an SDK step (or ``profile=``/``config=``);
+    ``clock`` is the time source of the manager of a ``user_oauth`` profile."""
     client_base_url = base_url or os.environ.get(ENV.BASE_URL) or None
     profile = credential.profile
     if profile is not None and profile.auth_type == USER_OAUTH:
         assert credential.store is not None
-        return profile_manager(profile, credential.store, client_base_url, refresh_threshold)
+        return profile_manager(
+            profile, credential.store, client_base_url, refresh_threshold, clock=clock
+        )
     inner: Any
     if profile is not None:
         if profile.config_path is not None:
@@ -64,6 +72,8 @@ def profile_manager(
     store: TokenStore,
     client_base_url: str | None,
     refresh_threshold: float | None,
+    *,
+    clock: Callable[[], float] | None = None,
 ) -> OAuthTokenManager:
     """Our manager over a ``user_oauth`` profile: its client id, its host's token endpoint."""
     return OAuthTokenManager(
@@ -71,6 +81,7 @@ def profile_manager(
         client_id=profile.client_id,
         token_url=profile.token_url(client_base_url),
         refresh_threshold=refresh_threshold,
+        clock=clock,
         grant=_profile_grant,
     )
 
