@@ -140,6 +140,16 @@ def _sdk_profile(server: FakeAnthropic, home: Path, env: dict[str, str]) -> None
         os.chmod(path, mode)
 
 
+def _published_profile(server: FakeAnthropic, home: Path, env: dict[str, str]) -> None:
+    """What ``keep-fresh --to-profile shared`` writes: the ``shared`` profile, a token only."""
+    from claude_oauth_auth._published_profile import PublishedProfile
+
+    access, _refresh = server.issue_tokens()
+    profile = PublishedProfile("shared", base_url=server.base_url)
+    profile.prepare()
+    profile.publish(access, time.time() + 3600)
+
+
 def _workload_identity(server: FakeAnthropic, home: Path, env: dict[str, str]) -> None:
     """A workload's identity token file (``/var/run/secrets/…`` in Kubernetes) and its rule."""
     token_file = home / "identity-token"
@@ -161,6 +171,7 @@ SETUPS: dict[str, Setup] = {
     "rotating_keys": _rotating_keys,  # ANTHROPIC_API_KEY_NEW refused, ANTHROPIC_API_KEY_OLD ok
     "rate_limited": _rate_limited,  # the next two API calls answer 429
     "sdk_profile": _sdk_profile,  # ~/.config/anthropic: a user_oauth `default` profile
+    "published_profile": _published_profile,  # keep-fresh --to-profile shared has run
     "workload_identity": _workload_identity,  # ANTHROPIC_FEDERATION_RULE_ID and friends
 }
 

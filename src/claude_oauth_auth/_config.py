@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
+import unicodedata
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,6 +15,7 @@ __all__ = [
     "DEFAULT_TOKEN_URL",
     "ENV",
     "claude_code_file",
+    "claude_code_keychain_suffix_source",
     "default_auth_file",
     "env_value",
     "expand_path",
@@ -33,6 +35,7 @@ class ENV:
     AUTH_FILE = "CLAUDE_AUTH_FILE"
     TOKEN_STORE = "CLAUDE_TOKEN_STORE"
     CONFIG_DIR = "CLAUDE_CONFIG_DIR"
+    SECURE_STORAGE_DIR = "CLAUDE_SECURESTORAGE_CONFIG_DIR"  # where Claude Code keeps its login
     CODE_OAUTH_TOKEN = "CLAUDE_CODE_OAUTH_TOKEN"
     AUTH_TOKEN = "ANTHROPIC_AUTH_TOKEN"
     API_KEY = "ANTHROPIC_API_KEY"
@@ -79,10 +82,21 @@ def default_auth_file() -> Path:
 
 
 def claude_code_file() -> Path:
-    """Claude Code's credentials file (``$CLAUDE_CONFIG_DIR`` or ``~/.claude``)."""
-    config_dir = env_value(ENV.CONFIG_DIR)
+    """Claude Code's credentials file, in ``$CLAUDE_SECURESTORAGE_CONFIG_DIR`` when that is set
+    (set but empty: ``~/.claude``), else ``$CLAUDE_CONFIG_DIR``, else ``~/.claude``."""
+    secure = os.environ.get(ENV.SECURE_STORAGE_DIR)
+    config_dir = env_value(ENV.CONFIG_DIR) if secure is None else secure.strip()
     base = expand_path(config_dir) if config_dir else Path.home() / ".claude"
     return base / ".credentials.json"
+
+
+def claude_code_keychain_suffix_source() -> str | None:
+    """What Claude Code hashes into its Keychain item's name (``Claude Code-credentials-<first
+    8 hex of sha256>``): ``$CLAUDE_SECURESTORAGE_CONFIG_DIR`` when set, else
+    ``$CLAUDE_CONFIG_DIR``; None when the item has no suffix."""
+    secure = os.environ.get(ENV.SECURE_STORAGE_DIR)
+    chosen = os.environ.get(ENV.CONFIG_DIR) if secure is None else secure
+    return unicodedata.normalize("NFC", chosen) if chosen else None
 
 
 def refresh_threshold(argument: float | None = None) -> float:

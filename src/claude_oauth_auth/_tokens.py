@@ -9,11 +9,14 @@ from typing import Any, Literal
 
 __all__ = [
     "CLAUDE_CODE_KEY",
+    "LOGGED_OUT_BY_CLAUDE_CODE",
+    "LOG_IN_WITH_CLAUDE_CODE",
     "FileShape",
     "Secret",
     "TokenDocument",
     "TokenSet",
     "has_control_characters",
+    "is_logged_out_by_claude_code",
     "json_kind",
     "mask",
     "parse_token_document",
@@ -176,6 +179,23 @@ def _milliseconds(value: float | None) -> float | None:
     return None if value is None else value / 1000.0
 
 
+LOGGED_OUT_BY_CLAUDE_CODE = (
+    "was logged out by Claude Code after the token endpoint refused its refresh token "
+    "(it blanked the tokens)"
+)
+LOG_IN_WITH_CLAUDE_CODE = "log in again with Claude Code: run `claude`, then /login"
+CLAUDE_CODE_LOGOUT_KEYS = ("loginEnded",)  # set by Claude Code on a login it ended
+
+
+def is_logged_out_by_claude_code(document: object) -> bool:
+    """Claude Code's file after it gave up a refused login: empty tokens, ``expiresAt: 0``."""
+    inner = document.get(CLAUDE_CODE_KEY) if isinstance(document, dict) else None
+    if not isinstance(inner, dict):
+        return False
+    blank = inner.get("accessToken") == "" and inner.get("refreshToken") == ""
+    return blank and inner.get("expiresAt") in (0, None)
+
+
 def parse_token_document(document: object) -> tuple[TokenSet, FileShape]:
     """Read either file shape; raise TokenFormatError naming what is wrong."""
     document = _masked(document)
@@ -221,6 +241,8 @@ def render_token_document(
         inner = document.get(CLAUDE_CODE_KEY)
         inner = dict(inner) if isinstance(inner, dict) else {}
         inner["accessToken"] = tokens.access_token
+        for key in CLAUDE_CODE_LOGOUT_KEYS:  # a login again, as Claude Code's own save says
+            inner.pop(key, None)
         if tokens.refresh_token is not None:
             inner["refreshToken"] = tokens.refresh_token
         if tokens.expires_at is not None:

@@ -11,9 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .. import _config
-from .._errors import StoreConflict, StoreError
-from .._tokens import CLAUDE_CODE_KEY, TokenSet, render_token_document
+from .._errors import StoreConflict, StoreError, TokenFileError
+from .._tokens import (
+    CLAUDE_CODE_KEY,
+    LOGGED_OUT_BY_CLAUDE_CODE,
+    TokenSet,
+    render_token_document,
+)
 from ._base import DEFAULT_LOCK_TIMEOUT, Version
+from ._claude_locks import HeldLocks, claude_code_refresh_locks, claude_code_write_lock
 from ._file import FileStore
 from ._keychain import Keychain, KeychainEntry, KeychainUnavailable, keychain_enabled, read_keychain
 
@@ -25,8 +31,9 @@ KEYCHAIN_POLL_SECONDS = 5.0
 
 
 class ClaudeCodeStore:
-    """Claude Code's login: ``$CLAUDE_CONFIG_DIR/.credentials.json`` or ``~/.claude/…``, and on
-    macOS the Keychain item ``Claude Code-credentials``; the fresher of the two wins.
+    """Claude Code's login: ``.credentials.json`` in ``$CLAUDE_SECURESTORAGE_CONFIG_DIR``,
+    ``$CLAUDE_CONFIG_DIR`` or ``~/.claude``, and on macOS the Keychain item ``Claude
+    Code-credentials`` (suffixed per folder); the fresher of the two wins.
 
     Tokens are written back where they were found, in Claude Code's shape, keeping every
     other key. ``delete()`` refuses: log out with ``claude`` itself.
@@ -44,12 +51,13 @@ class ClaudeCodeStore:
         item; ``keychains`` replaces the Keychain lookups (tests, other platforms)."""
         self.file = FileStore(path if path is not None else _config.claude_code_file())
         if keychains is None and keychain_enabled():
-            keychains = Keychain.candidates(_config.env_value(_config.ENV.CONFIG_DIR))
+            keychains = Keychain.candidates(_config.claude_code_keychain_suffix_source())
         self.keychains = list(keychains or [])
         self.notes: list[str] = []
         self._entry: KeychainEntry | None = None
         self._keychain_digest: str | None = None
         self._keychain_read_at = -1e9
+        self._claude_locks: HeldLocks | None = None
 
     def __repr__(self) -> str:
         return f"ClaudeCodeStore({self.location!r})"
@@ -93,7 +101,12 @@ class ClaudeCodeStore:
         from_keychain = self._read_keychain()
         document = self.file.read_document()
         has_login = document is not None and CLAUDE_CODE_KEY in document
-        from_file = self.file.load() if has_login else None
+        try:
+            from_file = self.file.load() if has_login else None
+        except TokenFileError as error:
+            if from_keychain is None or error.reason != LOGGED_OUT_BY_CLAUDE_CODE:
+                raise
+            from_file = None  # the Keychain holds the login Claude Code uses
         if from_keychain is None:
             return from_file
         if from_file is None:
@@ -102,6 +115,10 @@ class ClaudeCodeStore:
         return from_keychain if later else from_file
 
     def save(self, tokens: TokenSet, *, expected_version: Version) -> None:
+        with claude_code_write_lock(self.file.path, location=self.location):
+            self._save(tokens, expected_version)
+
+    def _save(self, tokens: TokenSet, expected_version: Version) -> None:
         if self.keychains:
             self._read_keychain()
         if self._current_version() != expected_version:
@@ -121,8 +138,22 @@ class ClaudeCodeStore:
 
     @contextlib.contextmanager
     def lock(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
+        """Our lock beside the file, then Claude Code's two refresh locks (see _claude_locks)."""
+        deadline = time.monotonic() + timeout
         with self.file.lock(timeout):
-            yield
+            left = max(0.0, deadline - time.monotonic())
+            path = self.file.path
+            with claude_code_refresh_locks(path, left, location=self.location) as held:
+                self._claude_locks = held
+                try:
+                    yield
+                finally:
+                    self._claude_locks = None
+
+    def holds_lock(self) -> bool:
+        """Under ``lock()``: False when a process took Claude Code's lock from us meanwhile."""
+        held = self._claude_locks
+        return held is None or held.intact()
 
     def delete(self) -> None:
         raise StoreError(

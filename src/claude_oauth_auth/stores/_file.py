@@ -6,15 +6,31 @@ import contextlib
 import logging
 import math
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .. import _config
 from .._errors import StoreConflict, TokenFileError
-from .._tokens import FileShape, TokenDocument, TokenFormatError, TokenSet, parse_token_document
+from .._tokens import (
+    LOG_IN_WITH_CLAUDE_CODE,
+    LOGGED_OUT_BY_CLAUDE_CODE,
+    FileShape,
+    TokenDocument,
+    TokenFormatError,
+    TokenSet,
+    is_logged_out_by_claude_code,
+    parse_token_document,
+)
 from .._tokens import render_token_document as render
 from ._base import DEFAULT_LOCK_TIMEOUT, Version
+from ._claude_locks import (
+    HeldLocks,
+    claude_code_refresh_locks,
+    claude_code_write_lock,
+    shares_claude_code_locks,
+)
 from ._files import (
     adopt_temp_file,
     file_lock,
@@ -34,7 +50,8 @@ class FileStore:
     """A token file: atomic 0600 writes, ``<file>.oauth.lock`` beside it, its stat as version.
 
     Saving re-reads the file and changes only the token fields, so keys other programs keep
-    there (and the file's shape) survive.
+    there (and the file's shape) survive. On Claude Code's ``.credentials.json`` the lock and
+    the save also take Claude Code's own locks (see ``_claude_locks``).
     """
 
     poll_interval: float | None = 1.0
@@ -43,6 +60,7 @@ class FileStore:
         """A store over the token file at ``path`` (``~`` expanded); the file need not exist yet."""
         self.path = _config.expand_path(path)
         self._shape: FileShape | None = None
+        self._claude_locks: HeldLocks | None = None
 
     def __repr__(self) -> str:
         return f"FileStore({str(self.path)!r})"
@@ -75,15 +93,38 @@ class FileStore:
         return tokens
 
     def save(self, tokens: TokenSet, *, expected_version: Version) -> None:
-        if file_signature(self.path) != expected_version:
-            raise StoreConflict(self.location)
-        previous = self._read_quietly()
-        write_json_atomic(self.path, TokenDocument(render(tokens, self._shape or "ours", previous)))
+        with self._write_lock():
+            if file_signature(self.path) != expected_version:
+                raise StoreConflict(self.location)
+            previous = self._read_quietly()
+            document = TokenDocument(render(tokens, self._shape or "ours", previous))
+            write_json_atomic(self.path, document)
 
     @contextlib.contextmanager
     def lock(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
+        deadline = time.monotonic() + timeout
         with file_lock(self.path, timeout):
-            yield
+            if not shares_claude_code_locks(self.path, self._shape):
+                yield
+                return
+            left = max(0.0, deadline - time.monotonic())
+            with claude_code_refresh_locks(self.path, left, location=self.location) as held:
+                self._claude_locks = held
+                try:
+                    yield
+                finally:
+                    self._claude_locks = None
+
+    def holds_lock(self) -> bool:
+        """Under ``lock()``: False when a process took Claude Code's lock from us meanwhile."""
+        held = self._claude_locks
+        return held is None or held.intact()
+
+    def _write_lock(self) -> contextlib.AbstractContextManager[object]:
+        """Claude Code's write lock, on its credentials file; else nothing."""
+        if not shares_claude_code_locks(self.path, self._shape):
+            return contextlib.nullcontext()
+        return claude_code_write_lock(self.path, location=self.location)
 
     def delete(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -91,10 +132,13 @@ class FileStore:
 
     def recover_interrupted_save(self) -> bool:
         """Call under the lock: adopt the temp file a killed save of ours left behind, when it
-        parses, is ours, has the file's shape and holds newer tokens than the file."""
+        parses, is ours, has the file's shape and holds newer tokens than the file. Never over
+        a login Claude Code logged out: what we saved before that is older."""
         try:
             current: TokenSet | None = self.load()
-        except TokenFileError:
+        except TokenFileError as error:
+            if error.reason == LOGGED_OUT_BY_CLAUDE_CODE:
+                return False
             current = None  # a broken file: any whole save of ours is better
         # Newer: a later expiry, or the same one (whole seconds) written after the file was.
         floor = (-math.inf, -1) if current is None else _age(current, self.path)
@@ -114,9 +158,11 @@ class FileStore:
         if best is None:
             return False
         try:
-            adopt_temp_file(best[1], self.path)
-        except OSError as error:
-            log.warning("Could not recover %s: %s", best[1].name, error.strerror or error)
+            with self._write_lock():
+                adopt_temp_file(best[1], self.path)
+        except (OSError, TokenFileError) as error:
+            reason = getattr(error, "strerror", None) or error
+            log.warning("Could not recover %s: %s", best[1].name, reason)
             return False
         log.warning(
             "Recovered newer OAuth tokens from %s, a save to %s that was interrupted",
@@ -154,6 +200,9 @@ class FileStore:
         return document
 
     def _parse(self, document: Any) -> tuple[TokenSet, FileShape]:
+        if is_logged_out_by_claude_code(document):
+            self._shape = "claude_code"
+            raise TokenFileError(str(self.path), LOGGED_OUT_BY_CLAUDE_CODE, LOG_IN_WITH_CLAUDE_CODE)
         try:
             return parse_token_document(document)
         except TokenFormatError as error:

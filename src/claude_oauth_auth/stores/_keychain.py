@@ -7,10 +7,17 @@ import json
 import os
 import subprocess
 import sys
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from .._tokens import TokenFormatError, TokenSet, parse_token_document
+from .._tokens import (
+    LOGGED_OUT_BY_CLAUDE_CODE,
+    TokenFormatError,
+    TokenSet,
+    is_logged_out_by_claude_code,
+    parse_token_document,
+)
 
 __all__ = ["Keychain", "KeychainEntry", "KeychainUnavailable", "keychain_enabled", "read_keychain"]
 
@@ -30,10 +37,13 @@ class Keychain:
 
     @classmethod
     def candidates(cls, config_dir: str | None) -> list[Keychain]:
-        """The item names Claude Code may use (suffixed when CLAUDE_CONFIG_DIR is set)."""
+        """The item names Claude Code may use: suffixed with a hash of ``config_dir`` (its
+        folder, when CLAUDE_SECURESTORAGE_CONFIG_DIR or CLAUDE_CONFIG_DIR names one), then
+        the plain name."""
         items = []
         if config_dir:
-            digest = hashlib.sha256(config_dir.encode("utf-8")).hexdigest()[:8]
+            folder = unicodedata.normalize("NFC", config_dir)
+            digest = hashlib.sha256(folder.encode("utf-8")).hexdigest()[:8]
             items.append(cls(f"{cls.SERVICE}-{digest}"))
         items.append(cls(cls.SERVICE))
         return items
@@ -101,6 +111,9 @@ def read_keychain(items: list[Keychain]) -> tuple[KeychainEntry | None, list[str
             continue
         try:
             document = json.loads(raw)
+            if is_logged_out_by_claude_code(document):
+                notes.append(f"Keychain item {item.service!r} {LOGGED_OUT_BY_CLAUDE_CODE}")
+                continue
             tokens, _shape = parse_token_document(document)
         except (ValueError, TokenFormatError) as error:
             notes.append(f"Keychain item {item.service!r} is not usable: {error}")

@@ -124,7 +124,6 @@ class RedisStore:
     """Never poll a fresh token's store: every writer takes the lock, so nothing changes
     under a worker whose token is still fresh, and a request then costs no Redis command."""
 
-
     def __init__(
         self,
         url: str | None = None,
