@@ -296,6 +296,7 @@ def shape_path(shape: str, home: Path) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(240)
 @pytest.mark.parametrize("shape", ["ours", "claude_code"])
 def test_kill_9_loop_never_corrupts_or_loses_the_login(
     shape: str, server: FakeAnthropic, home: Path
@@ -305,6 +306,7 @@ def test_kill_9_loop_never_corrupts_or_loses_the_login(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(480)  # 200 kills; Claude Code's locks add mkdir/rmdir and a lock record
 @pytest.mark.parametrize("shape", ["ours", "claude_code"])
 def test_kill_9_loop_long(shape: str, server: FakeAnthropic, home: Path) -> None:
     check_kill_stats(kill_loop(server, shape_path(shape, home), 200, shape), 200)
