@@ -23,6 +23,5 @@ def add_completion_arguments(command: argparse.ArgumentParser) -> None:
 def run_completion(arguments: argparse.Namespace, console: Console) -> Result:
     import shtab
 
-    from .cli import build_parser
-
-    return Result(shtab.complete(build_parser(), shell=arguments.shell).rstrip("\n"))
+    parser: argparse.ArgumentParser = arguments.parser  # the whole command line's (cli)
+    return Result(shtab.complete(parser, shell=arguments.shell).rstrip("\n"))

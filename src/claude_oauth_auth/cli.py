@@ -168,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--store", metavar="URL", help=STORE_HELP)
         if spec.name in COMMAND_ARGUMENTS:
             COMMAND_ARGUMENTS[spec.name](command)
+    parser.set_defaults(parser=parser)  # `completion` describes the whole command line
     return parser
 
 
