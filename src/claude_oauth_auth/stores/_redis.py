@@ -27,6 +27,7 @@ from .._errors import StoreConflict, StoreError
 from .._install import install_hint
 from .._tokens import TokenFormatError, TokenSet, parse_token_document, render_token_document
 from ._base import DEFAULT_LOCK_TIMEOUT, Version
+from ._redis_scripts import DELETE_SCRIPT, PERMISSIONS_SCRIPT, RESTORE_SCRIPT, SAVE_SCRIPT
 from ._redis_text import (
     address_of,
     address_of_url,
@@ -49,67 +50,6 @@ _KEPT_EXTRAS = ("client_id", "token_url")
 TIMEOUT_PAUSE_SECONDS = 1.0
 """After a command timed out, fail at once for this long instead of waiting out another
 timeout: threads queued behind a hung Redis get their error quickly, one at a time."""
-
-# KEYS[1] the hash; ARGV[1] the expected version ('' = must be empty); ARGV[2] the JSON.
-# Returns 1 when written, 0 when the stored version is not the expected one. A first save
-# starts the counter at the server clock in microseconds, so a save after delete() never
-# reuses a version that a stale writer may still hold.
-_SAVE_SCRIPT = """
-local current = redis.call('HGET', KEYS[1], 'version')
-if ARGV[1] == '' then
-  if current then return 0 end
-elseif current ~= ARGV[1] then
-  return 0
-end
-if current then
-  redis.call('HINCRBY', KEYS[1], 'version', 1)
-else
-  local now = redis.call('TIME')
-  redis.call('HSET', KEYS[1], 'version', now[1] .. string.format('%06d', tonumber(now[2])))
-end
-redis.call('HSET', KEYS[1], 'tokens', ARGV[2])
-redis.call('HDEL', KEYS[1], 'deleted', 'restored')
-return 1
-"""
-
-# restore(): KEYS[1] the hash; ARGV[1] the version the tokens were read or saved at; ARGV[2]
-# the JSON. Writes them back under that version, marked 'restored' until the next save, only
-# when the hash holds no newer version and no 'deleted' mark. Returns 1 when written, 0 when
-# a newer (or the same) version is stored, -1 when the login was deleted on purpose.
-_RESTORE_SCRIPT = """
-if redis.call('HGET', KEYS[1], 'deleted') then return -1 end
-local current = redis.call('HGET', KEYS[1], 'version')
-if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'version', ARGV[1], 'tokens', ARGV[2], 'restored', '1')
-return 1
-"""
-
-# delete() leaves only a 'deleted' field behind: the store reads as empty, yet a worker that
-# still holds the login can tell a logout (or a move) from Redis losing its data.
-# What the Redis user must be allowed before a refresh token is spent: our scripts (EVALSHA,
-# SCRIPT LOAD), the commands they run on the token hash, and the lease's on ``<key>:lock``.
-# Redis 7's redis.acl_check_cmd asks without running anything; before 7, running the script at
-# all is what can be checked.
-_PERMISSIONS_SCRIPT = """
-if not redis.acl_check_cmd then return '' end
-local hash, lease = KEYS[1], KEYS[2]
-local needed = {
-  {'HGET', hash, 'f'}, {'HSET', hash, 'f', 'v'}, {'HINCRBY', hash, 'f', '1'},
-  {'HDEL', hash, 'f'}, {'DEL', hash}, {'EXISTS', hash}, {'TIME'},
-  {'SET', lease, 'v', 'NX', 'PX', '1'}, {'GET', lease}, {'PEXPIRE', lease, '1'},
-  {'PTTL', lease}, {'DEL', lease},
-}
-for _, command in ipairs(needed) do
-  if not redis.acl_check_cmd(unpack(command)) then return command[1] end
-end
-return ''
-"""
-
-_DELETE_SCRIPT = """
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'deleted', '1')
-return 1
-"""
 
 
 class RedisStore:
@@ -202,7 +142,7 @@ class RedisStore:
             expected = str(expected_version)
         else:
             raise StoreConflict(self.location, "the expected version is not one of this store's")
-        written = self._run(_SAVE_SCRIPT, expected, self._document(tokens))
+        written = self._run(SAVE_SCRIPT, expected, self._document(tokens))
         if not written:
             raise StoreConflict(self.location)
 
@@ -212,7 +152,7 @@ class RedisStore:
         newest login a worker holds wins), or the login was deleted on purpose."""
         if not _is_version(version):
             raise StoreConflict(self.location, "the version is not one of this store's")
-        written = self._run(_RESTORE_SCRIPT, str(version), self._document(tokens))
+        written = self._run(RESTORE_SCRIPT, str(version), self._document(tokens))
         if written == -1:
             raise StoreConflict(self.location, "the login was deleted")
         if not written:
@@ -260,7 +200,7 @@ class RedisStore:
         client = self._redis()
         keys = [self.key, f"{self.key}:lock"]
         try:
-            refused = client.register_script(_PERMISSIONS_SCRIPT)(keys=keys)
+            refused = client.register_script(PERMISSIONS_SCRIPT)(keys=keys)
         except exceptions.NoPermissionError:
             return "the Redis user may not run scripts (EVALSHA, SCRIPT LOAD), which saves use"
         except (exceptions.RedisError, OSError):
@@ -284,7 +224,7 @@ class RedisStore:
         """Remove the login, marking it deleted on purpose (see ``may_restore``)."""
         client = self._redis()
         with self._translate():
-            client.eval(_DELETE_SCRIPT, 1, self.key)
+            client.eval(DELETE_SCRIPT, 1, self.key)
 
     def may_restore(self) -> bool:
         """True when the key is gone without a ``delete()`` (FLUSHALL, a restart without
