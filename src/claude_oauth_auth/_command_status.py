@@ -7,6 +7,7 @@ import argparse
 from typing import Any
 
 from ._command_base import EXIT_FAILED, EXIT_OK, Console, Result, describe_expiry
+from ._tokens import escape_control_characters as printable
 
 __all__ = ["run_status"]
 
@@ -104,14 +105,6 @@ def _source_table(sources: list[dict[str, Any]]) -> list[str]:
     for name, state, detail in rows:
         lines.append(f"{name:<{name_width}}  {state:<{state_width}}  {printable(detail)}")
     return lines
-
-
-_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
-
-
-def printable(text: str) -> str:
-    """``text`` with control characters escaped: a path or URL cannot forge a row or color."""
-    return text.translate(_ESCAPES)
 
 
 def _check_line(check: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ __all__ = [
     "Secret",
     "TokenDocument",
     "TokenSet",
+    "escape_control_characters",
     "has_control_characters",
     "is_logged_out_by_claude_code",
     "json_kind",
@@ -42,6 +43,15 @@ def mask(secret: str | None) -> str:
 def has_control_characters(value: str) -> bool:
     """True when ``value`` holds a character that must never reach an HTTP header (CR, LF, NUL…)."""
     return any(ord(character) < 0x20 or ord(character) == 0x7F for character in value)
+
+
+_CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
+
+
+def escape_control_characters(text: str) -> str:
+    """``text`` with each control character shown as ``\\xNN``: a path or URL printed in a
+    message or a table row cannot start a new line or change the terminal's colors."""
+    return text.translate(_CONTROL_ESCAPES)
 
 
 class Secret:

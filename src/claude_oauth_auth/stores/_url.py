@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from .._errors import StoreError
-from .._tokens import has_control_characters
+from .._tokens import escape_control_characters, has_control_characters
 from ._base import TokenStore
 
 __all__ = ["SCHEMES", "redact_url", "store_from_url"]
@@ -69,10 +69,9 @@ def store_from_url(url: str) -> TokenStore:
 
 def _shown(url: str) -> str:
     """The URL as messages show it: no credentials, control characters escaped."""
-    return redact_url(url).encode("ascii", "backslashreplace").decode("ascii").translate(_ESCAPES)
-
-
-_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
+    return escape_control_characters(
+        redact_url(url).encode("ascii", "backslashreplace").decode("ascii")
+    )
 
 
 def _decoded(part: str, url: str) -> str:
