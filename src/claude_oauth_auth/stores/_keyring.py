@@ -86,13 +86,9 @@ class KeyringStore:
         """False when keyring is missing or has no real backend (a save would fail or vanish),
         or only a plain-file one nobody chose."""
         try:
-            backend = self._backend()
-            import keyring.backends.fail
-            import keyring.backends.null
+            return _can_store(self._backend())
         except Exception:
             return False
-        unusable = (keyring.backends.fail.Keyring, keyring.backends.null.Keyring)
-        return not isinstance(backend, unusable)
 
     def version(self) -> Version:
         return _digest(self._get())
@@ -113,7 +109,7 @@ class KeyringStore:
                 previous = self._parse(current)[1]
         secret = json.dumps(render(tokens, "ours", previous))
         backend = self._backend()
-        if not self.writable:
+        if not _can_store(backend):
             self._fail(None, "the keyring has no backend that can store a secret", _NO_BACKEND_FIX)
         try:
             backend.set_password(self.service, self.username, secret)
@@ -291,6 +287,14 @@ def _raised_in(error: BaseException, modules: frozenset[str]) -> bool:
             traceback = traceback.tb_next
         chain = chain.__cause__ or chain.__context__
     return False
+
+
+def _can_store(backend: Any) -> bool:
+    """False for keyring's "fail" and "null" backends (a save would fail or vanish)."""
+    import keyring.backends.fail
+    import keyring.backends.null
+
+    return not isinstance(backend, (keyring.backends.fail.Keyring, keyring.backends.null.Keyring))
 
 
 def _insecure_backend(backend: Any) -> str | None:
