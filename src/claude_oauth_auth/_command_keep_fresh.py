@@ -308,8 +308,9 @@ class KeepFresh:
 
     def _store_state(self, manager: OAuthTokenManager) -> str:
         """ "lost" when Redis was emptied (or the login deleted), "written back" when it holds
-        a login other than ours that a worker wrote back after lost data, else "running".
-        Only stores that can lose their data can tell."""
+        a login other than ours that a worker wrote back after lost data, "written back by us"
+        when the login written back is the one we hold, else "running". Only stores that can
+        lose their data can tell."""
         if getattr(self.store, "may_restore", None) is None:
             return "running"  # a deleted file is a logout: the next refresh reports it
         try:
