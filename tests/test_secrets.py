@@ -27,6 +27,7 @@ from helpers import (
     auth_file_path,
     claude_code_path,
     skip_backoff,
+    run_cli,
     write_auth_file,
     write_claude_code_file,
 )
@@ -342,3 +343,27 @@ def test_status_check_shows_no_secret_even_when_the_endpoint_echoes_one(
     auth_file_path(home).unlink()
     assert sweep.cli("status", "--check", "--json") == 1
     sweep.check()
+
+
+def test_a_token_put_in_a_label_field_is_not_shown(home: Path) -> None:
+    """Found by test_fuzz: a token text in ``subscriptionType`` (or a scope) reached status."""
+    token = "sk-ant-oat01-N0cI__dxndWXnsh11WzS"
+    path = home / ".claude" / ".credentials.json"
+    path.parent.mkdir(mode=0o700)
+    document = {
+        "claudeAiOauth": {
+            "accessToken": token,
+            "refreshToken": token,
+            "expiresAt": 4_000_000_000_000,
+            "scopes": ["user:inference", token],
+            "subscriptionType": token,
+            "rateLimitTier": "default_claude_max_20x",
+        }
+    }
+    path.write_text(json.dumps(document))
+    path.chmod(0o600)
+    for arguments in (("status",), ("status", "--json")):
+        result = run_cli(*arguments)
+        assert result.returncode == 0, result.stderr
+        assert token[:12] not in result.stdout + result.stderr
+        assert "default_claude_max_20x" in result.stdout

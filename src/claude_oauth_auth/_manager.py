@@ -117,6 +117,7 @@ class OAuthTokenManager(RefreshSteps):
         refresh_threshold: float | None = None,
         clock: Callable[[], float] | None = None,
         grant: Grant | None = None,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         """Load tokens from a store (or take them as arguments) and get ready to refresh them.
 
@@ -135,6 +136,7 @@ class OAuthTokenManager(RefreshSteps):
             refresh_threshold: Seconds before expiry to refresh (else
                 ``CLAUDE_TOKEN_REFRESH_THRESHOLD``, else 300).
             clock: The time source, in unix seconds (tests).
+            sleep: Waits that many seconds; goes with ``clock`` (a simulation's virtual time).
             grant: Replaces the refresh POST: ``grant(token_url, refresh_token, client_id)``
                 returns a ``TokenSet``; ``refresh_token`` is a masked ``Secret``
                 (``.reveal()`` gives the text).
@@ -149,6 +151,7 @@ class OAuthTokenManager(RefreshSteps):
         )
         self.refresh_threshold = _config.refresh_threshold(refresh_threshold)
         self._clock = clock or time.time
+        self._sleep = sleep or time.sleep
         self._grant: Grant = grant or default_grant
         self._lock = threading.Lock()
         self._holding_store_lock = False

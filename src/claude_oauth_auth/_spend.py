@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING, NoReturn
 
 from ._backoff import BackoffSchedule
@@ -28,6 +27,7 @@ class RefreshSteps(BackoffSchedule, StoreSync):
     """The steps of one refresh; the manager's ``_decide`` says when to take them."""
 
     _grant: Callable[[str, Secret, str], TokenSet]
+    _sleep: Callable[[float], None]
 
     def _current(self) -> str:
         if not self.access_token:
@@ -200,7 +200,7 @@ class RefreshSteps(BackoffSchedule, StoreSync):
             return False
         for wait in (0.0, INVALID_GRANT_RECHECK_SECONDS):
             if wait:
-                time.sleep(wait)
+                self._sleep(wait)
             self._reload_quietly()
             if self.refresh_token is not None and self.refresh_token != spent.reveal():
                 self._last_refresh_at = self._clock()

@@ -19,7 +19,7 @@ from ._sources import (
     format_duration,
     validate_sources,
 )
-from ._tokens import mask
+from ._tokens import mask, plain_label
 
 __all__ = ["DEFAULT_API_BASE_URL", "FALLBACK_ADVICE", "expiry_text", "get_auth_status"]
 
@@ -139,13 +139,12 @@ def _credential_details(used: Credential | None, report: SourceReport | None) ->
         details["expires_at"] = int(tokens.expires_at)
         details["expires_at_local"] = local.isoformat(timespec="seconds")
         details["expires_in"] = int(tokens.expires_at - time.time())
-    details["scopes"] = list(tokens.scopes)
+    details["scopes"] = [label for label in map(plain_label, tokens.scopes) if label]
     for field, name in (
         ("subscription_type", "subscriptionType"),
         ("rate_limit_tier", "rateLimitTier"),
     ):
-        if isinstance(tokens.extra.get(name), str):
-            details[field] = tokens.extra[name]
+        details[field] = plain_label(tokens.extra.get(name))
     notes = tokens.extra.get("notes")
     details["notes"] = [str(note) for note in notes] if isinstance(notes, list) else []
     return details

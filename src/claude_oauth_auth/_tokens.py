@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -52,6 +53,17 @@ def escape_control_characters(text: str) -> str:
     """``text`` with each control character shown as ``\\xNN``: a path or URL printed in a
     message or a table row cannot start a new line or change the terminal's colors."""
     return text.translate(_CONTROL_ESCAPES)
+
+
+_LABEL = re.compile(r"[A-Za-z0-9_.:/ -]{1,40}")
+
+
+def plain_label(value: object) -> str | None:
+    """``value`` when it reads as a short label (a plan name, a scope); None for anything
+    that could be a secret put in the wrong field (``sk-...``, long or odd text)."""
+    if not isinstance(value, str) or not _LABEL.fullmatch(value):
+        return None
+    return None if value.lower().startswith("sk-") else value
 
 
 class Secret:

@@ -4,7 +4,6 @@ removed (a logout, a move), or another writer put back an older login."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -35,6 +34,7 @@ class WriteBacks:
     store: TokenStore | None
     refresh_token: str | None
     _clock: Callable[[], float]
+    _sleep: Callable[[float], None]
     _tokens: TokenSet | None
     _version: Version
     _failure: tuple[str, str | None, int | None] | None
@@ -154,12 +154,13 @@ class WriteBacks:
         """A written-back login and no usable access token (expired, or ``rejected`` by the
         API): give a worker holding a newer login the rest of the grace to replace it. A
         replacement that was itself written back gets its own grace."""
-        give_up = time.monotonic() + 4 * RESTORE_GRACE_SECONDS  # even if ``_clock`` stands still
-        while self._in_restore_grace() and time.monotonic() < give_up:
+        for _ in range(int(8 * RESTORE_GRACE_SECONDS / WATCH_INTERVAL_SECONDS)):  # a still clock
+            if not self._in_restore_grace():
+                return
             if self.is_token_valid() and self.access_token != rejected:
                 return
             left = self._restored_at + RESTORE_GRACE_SECONDS - self._clock()
-            time.sleep(max(0.0, min(left, WATCH_INTERVAL_SECONDS / 2)))
+            self._sleep(max(0.0, min(left, WATCH_INTERVAL_SECONDS / 2)))
             self._reload_quietly()
 
     # ----- a stale write-back by another program ---------------------------------------------
