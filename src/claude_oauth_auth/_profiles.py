@@ -14,17 +14,27 @@ import os
 import stat
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ._config import ENV, validate_token_url
+from ._credential import (
+    DEFAULT_BASE_URL,
+    OIDC_FEDERATION,
+    TOKEN_ENDPOINT,
+    USER_OAUTH,
+    Credential,
+    SdkProfile,
+    SourceReport,
+)
 from ._errors import StoreError
-from ._sources import Credential, SourceReport, check_store
+from ._store_check import check_store
 
 __all__ = [
+    "DEFAULT_BASE_URL",
     "OIDC_FEDERATION",
     "SDK_STEPS",
+    "TOKEN_ENDPOINT",
     "USER_OAUTH",
     "SdkProfile",
     "active_config_pointer",
@@ -42,11 +52,7 @@ __all__ = [
     "sdk_config_dir",
 ]
 
-USER_OAUTH = "user_oauth"
-OIDC_FEDERATION = "oidc_federation"
 DEFAULT_PROFILE = "default"
-DEFAULT_BASE_URL = "https://api.anthropic.com"
-TOKEN_ENDPOINT = "/v1/oauth/token"
 LOGIN_ADVICE = "run `ant auth login`"
 
 
@@ -82,37 +88,6 @@ def check_profile_name(name: str, where: str) -> None:
         problem = "must not contain path separators"
     if problem:
         raise StoreError(where, f"profile name {name!r} {problem}", "pick a plain file name")
-
-
-@dataclass(frozen=True)
-class SdkProfile:
-    """One SDK profile as the SDK would use it (``config_path`` None for ``config=``)."""
-
-    name: str
-    selected_by: str
-    auth_type: str
-    config_path: Path | None
-    credentials_path: Path | None
-    client_id: str | None
-    base_url: str | None
-    workspace_id: str | None
-    config: Mapping[str, Any] = field(repr=False, compare=False)
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """What the SDK adds to every request: the workspace, except for federation tokens."""
-        if self.auth_type != OIDC_FEDERATION and self.workspace_id:
-            return {"anthropic-workspace-id": self.workspace_id}
-        return {}
-
-    def token_url(self, client_base_url: str | None = None) -> str:
-        """``{base_url}/v1/oauth/token``: the profile's host, else the client's, else the API."""
-        base = self.base_url or (client_base_url or "").rstrip("/") or DEFAULT_BASE_URL
-        return validate_token_url(base + TOKEN_ENDPOINT)
-
-    def describe(self) -> str:
-        where = f" at {self.config_path}" if self.config_path else ""
-        return f"{self.auth_type} profile {self.name!r} ({self.selected_by}){where}"
 
 
 def load_profile(name: str, selected_by: str) -> SdkProfile:
