@@ -171,8 +171,8 @@ class FailoverMixin:
 
     # ----- coming back after a temporary failure ---------------------------------------------
 
-    def _probe_due(self) -> bool:
-        """True when the primary may be tried again (cheap; see ``_start_probe``)."""
+    def probe_due(self) -> bool:
+        """True when the primary may be tried again (cheap; see ``start_probe``)."""
         fallback = self._fallback
         return (
             fallback is not None
@@ -181,15 +181,15 @@ class FailoverMixin:
             and self._probe_clock() >= self._next_probe
         )
 
-    def _start_probe(self) -> bool:
+    def start_probe(self) -> bool:
         """Claim the next try of the primary; True for one caller at a time."""
         with self._lock:
-            if not self._probe_due():
+            if not self.probe_due():
                 return False
             self._probing = True
             return True
 
-    def _finish_probe(self, error: BaseException | None) -> None:
+    def finish_probe(self, error: BaseException | None) -> None:
         """The try of the primary succeeded (``error`` None) or failed; act on it."""
         with self._lock:
             self._probing = False

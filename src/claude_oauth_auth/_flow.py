@@ -112,36 +112,36 @@ class _Token:
 class _Probe:
     """Step: try the primary credential again after a temporary failure; its token, or None.
 
-    One request at a time probes (``_start_probe``); every other one keeps the fallback.
+    One request at a time probes (``start_probe``); every other one keeps the fallback.
     """
 
     auth: UnifiedAuthManager
     source: TokenSource
 
     def run(self) -> Secret | None:
-        if not self.auth._start_probe():
+        if not self.auth.start_probe():
             return None
         try:
             token = Secret(self.source.token())
         except BaseException as error:
             self._failed(error)
             return None
-        self.auth._finish_probe(None)
+        self.auth.finish_probe(None)
         return token
 
     async def arun(self) -> Secret | None:
-        if not self.auth._start_probe():
+        if not self.auth.start_probe():
             return None
         try:
             token = Secret(await self.source.async_token())
         except BaseException as error:
             self._failed(error)
             return None
-        self.auth._finish_probe(None)
+        self.auth.finish_probe(None)
         return token
 
     def _failed(self, error: BaseException) -> None:
-        self.auth._finish_probe(error)
+        self.auth.finish_probe(error)
         if not isinstance(error, ClaudeAuthError):
             raise error
 
@@ -255,7 +255,7 @@ class AuthFlow(AccessTokenAuth):
             return
         auth, token = self._auth, None
         fallback = auth.fallback  # read once per attempt: another request may change it
-        if fallback is not None and auth._probe_due():
+        if fallback is not None and auth.probe_due():
             token = yield _Probe(auth, self._source)
             fallback = auth.fallback
         for _ in range(MAX_SWITCHES):

@@ -97,13 +97,13 @@ class LiteLLMAuth:
         """The credential for a call: OAuth while it works, else the next usable source."""
         auth = self.auth_manager
         # After an outage, one call at a time tries OAuth again.
-        if rejected is None and auth._probe_due() and auth._start_probe():
+        if rejected is None and auth.probe_due() and auth.start_probe():
             try:
                 token = _token(auth.token_source, None)
             except Exception as error:
-                auth._finish_probe(error)
+                auth.finish_probe(error)
             else:
-                auth._finish_probe(None)
+                auth.finish_probe(None)
                 return _oauth(token)
         for _ in range(MAX_SWITCHES):
             credential = auth.active_credential
@@ -118,13 +118,13 @@ class LiteLLMAuth:
 
     async def _acredential(self, *, rejected: str | None) -> _Sent:
         auth = self.auth_manager
-        if rejected is None and auth._probe_due() and auth._start_probe():
+        if rejected is None and auth.probe_due() and auth.start_probe():
             try:
                 token = await _atoken(auth.token_source, None)
             except Exception as error:
-                auth._finish_probe(error)
+                auth.finish_probe(error)
             else:
-                auth._finish_probe(None)
+                auth.finish_probe(None)
                 return _oauth(token)
         for _ in range(MAX_SWITCHES):
             credential = auth.active_credential
