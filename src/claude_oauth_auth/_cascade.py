@@ -5,27 +5,18 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._config import ENV
+from ._credential import Credential, SourceReport, SourceReports
 from ._errors import ClaudeAuthError, StoreError, TokenRefreshError
-from ._failover import FailoverMixin
-from ._manager import OAuthTokenManager, make_access_token
-from ._sources import (
-    Credential,
-    SourceReport,
-    check_source,
-    explain_reports,
-    validate_sources,
-)
+from ._failover import Failover, Fallback
+from ._manager import OAuthTokenManager
+from ._sources import check_source, explain_reports, validate_sources
+from ._static_token import StaticOAuthToken
 from ._tokens import mask
 from .stores._base import TokenStore
-
-if TYPE_CHECKING:
-    from anthropic.lib.credentials import AccessToken
 
 __all__ = ["StaticOAuthToken", "UnifiedAuthManager"]
 
@@ -33,47 +24,14 @@ log = logging.getLogger("claude_oauth_auth")
 _WARNED_SHADOWS: set[tuple[str, str]] = set()
 
 
-class StaticOAuthToken:
-    """A long-lived OAuth token with no refresh token (``CLAUDE_CODE_OAUTH_TOKEN``)."""
-
-    def __init__(self, token: str, *, source: str) -> None:
-        self._token = token
-        self._source = source
-
-    def __repr__(self) -> str:
-        return f"StaticOAuthToken({mask(self._token)!r}, source={self._source!r})"
-
-    def __call__(self, *, force_refresh: bool = False) -> AccessToken:
-        return make_access_token(self._token)
-
-    def peek_valid_token(self) -> str | None:
-        return self._token
-
-    def get_valid_token(self, *, force_refresh: bool = False) -> str:
-        return self._token
-
-    def token(self, *, force: bool = False, rejected: str | None = None) -> str:
-        if rejected is None:
-            return self._token
-        from ._sdk_errors import OAuthRefreshError
-
-        raise OAuthRefreshError(
-            f"the API refused the OAuth token from {self._source}, which cannot be refreshed; "
-            "create a new one with `claude setup-token`",
-            token_url="claude-oauth-auth://static-token",
-        )
-
-    async def async_token(self, *, force: bool = False, rejected: str | None = None) -> str:
-        return self.token(force=force, rejected=rejected)
-
-
-class UnifiedAuthManager(FailoverMixin):
+class UnifiedAuthManager:
     """Finds one credential from the cascade and says where it came from.
 
     ``auth_method`` is ``"oauth"`` or ``"api_key"``; ``source`` names the cascade step.
     Override ``_discover_credentials`` to add a source of your own. When an OAuth credential
     fails, the next usable source below it takes over (``fail_over``); after a temporary
-    failure OAuth is tried again and used as soon as a refresh succeeds.
+    failure OAuth is tried again and used as soon as a refresh succeeds. The fallback lives in
+    ``failover`` (a ``Failover``), which the clients' auth flow and the LiteLLM helpers share.
     """
 
     def __init__(
@@ -142,20 +100,25 @@ class UnifiedAuthManager(FailoverMixin):
             "client_id": client_id,
             "token_url": token_url,
         }
-        self._reports: dict[str, SourceReport] = {
-            name: SourceReport(name) for name in ("explicit", *self._sources)
-        }
-        self._lock = threading.Lock()
+        self._reports = SourceReports(("explicit", *self._sources))
         self._clock = clock
-        self._probe_clock = clock or time.monotonic
         found = self._discover_credentials()
         if found is None:
             from ._sdk_errors import NoCredentialsError
 
             raise NoCredentialsError(self._no_credentials_message())
         self.credential = self._coerce(found)
-        self._report(self.credential.source).state = "used"
+        self._reports.for_source(self.credential.source).state = "used"
         self.token_source = self._token_source_for(self.credential)
+        self.failover = Failover(
+            self.credential,
+            self.token_source,
+            sources=self._sources,
+            reports=self._reports,
+            settings=self._manager_options,
+            token_source_for=self._token_source_for,
+            clock=clock,
+        )
         log.info(
             "Using %s from %s",
             "OAuth" if self.credential.kind == "oauth" else "an API key",
@@ -196,7 +159,61 @@ class UnifiedAuthManager(FailoverMixin):
     @property
     def reports(self) -> list[SourceReport]:
         """One report per source, in cascade order (later sources may be ``not_checked``)."""
-        return list(self._reports.values())
+        return list(self._reports)
+
+    # ----- the fallback (see ``Failover``) ---------------------------------------------------
+
+    @property
+    def active_credential(self) -> Credential:
+        """The credential requests use now: the primary, or its fallback."""
+        return self.failover.active_credential
+
+    @property
+    def active_token_source(self) -> Any:
+        """What gives the active credential's OAuth tokens (None for a key or bearer token)."""
+        return self.failover.active_token_source
+
+    @property
+    def fallback(self) -> Fallback | None:
+        """The fallback in use, or None while the primary credential is."""
+        return self.failover.fallback
+
+    @property
+    def fallback_reason(self) -> str | None:
+        """Why the client left the primary credential, or None."""
+        fallback = self.failover.fallback
+        return None if fallback is None else fallback.reason
+
+    def fallback_credential(self, after: Credential | None = None) -> Credential | None:
+        """The next usable credential below ``after`` (default: the one in use), or None.
+
+        Only an OAuth primary falls back; a key or bearer token given or found first is final.
+        """
+        return self.failover.fallback_credential(after)
+
+    def fail_over(
+        self,
+        failed: Credential,
+        reason: str,
+        *,
+        temporary: bool = False,
+        retry_after: float | None = None,
+    ) -> Credential | None:
+        """``failed`` stopped working: move to the next usable source below it.
+
+        Returns the credential to use now, or None when there is none. Requests that report
+        a failure another one already handled get the credential already chosen.
+        """
+        return self.failover.fail_over(failed, reason, temporary=temporary, retry_after=retry_after)
+
+    def switch_to_fallback(self, reason: str) -> str | None:
+        """Leave the credential in use for good; return the next one's key or bearer token.
+
+        None when there is no next source, or when it is an OAuth source (its token comes from
+        ``fallback.token_source``).
+        """
+        following = self.fail_over(self.active_credential, reason)
+        return None if following is None or following.kind == "oauth" else following.secret
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(auth_method={self.auth_method!r}, source={self.source!r})"
@@ -207,13 +224,13 @@ class UnifiedAuthManager(FailoverMixin):
         """Return the first credential of the cascade, or None. Override to add a source."""
         if self._explicit:
             return self._explicit_credential()
-        self._report("explicit").state = "absent"
-        self._report("explicit").detail = "no credential arguments were passed"
+        self._reports.for_source("explicit").state = "absent"
+        self._reports.for_source("explicit").detail = "no credential arguments were passed"
         for name in self._sources:
             if name == "explicit":
                 continue
             report, credential = check_source(name, self._manager_options)
-            self._reports[name] = report
+            self._reports.record(name, report)
             log.debug("Source %s is %s: %s", name, report.state, report.detail)
             if report.final:
                 return None  # the SDK raises here too: nothing below is tried
@@ -243,7 +260,7 @@ class UnifiedAuthManager(FailoverMixin):
 
     def _explicit_credential(self) -> Credential:
         (name, value), *_ = self._explicit.items()
-        report = self._report("explicit")
+        report = self._reports.for_source("explicit")
         report.detail = f"{name}= argument"
         if name in ("api_key", "auth_token"):
             if not isinstance(value, str) or not value.strip():
@@ -273,7 +290,7 @@ class UnifiedAuthManager(FailoverMixin):
         else:
             profile = profile_from_config(value)
         report, credential = check_loaded_profile("explicit", profile)
-        self._reports["explicit"] = report
+        self._reports.record("explicit", report)
         if credential is None:
             raise ClaudeAuthError(f"{name}= argument: {report.detail}")
         return credential
@@ -282,7 +299,7 @@ class UnifiedAuthManager(FailoverMixin):
         """Accept what a custom ``_discover_credentials`` returns."""
         if isinstance(found, Credential):
             return found
-        custom = self._report("custom")
+        custom = self._reports.for_source("custom")
         custom.state = "available"
         if isinstance(found, str):
             custom.detail = f"API key ({mask(found)}) from _discover_credentials"
@@ -310,11 +327,6 @@ class UnifiedAuthManager(FailoverMixin):
             "_discover_credentials must return a Credential, an API key string, a dict with "
             "api_key/auth_token/access_token, an OAuthTokenManager or an SDK provider"
         )
-
-    def _report(self, name: str) -> SourceReport:
-        if name not in self._reports:
-            self._reports = {name: SourceReport(name), **self._reports}
-        return self._reports[name]
 
     def _token_source_for(self, credential: Credential) -> Any:
         if credential.kind != "oauth":

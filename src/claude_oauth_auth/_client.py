@@ -336,7 +336,7 @@ def _install_flow(client: ClaudeClient | AsyncClaudeClient) -> None:
     cache = client._token_cache
     if cache is not None:
         source = as_token_source(client.auth_manager.token_source, cache)
-        client._custom_auth = AuthFlow(cache, client.auth_manager, source)
+        client._custom_auth = AuthFlow(cache, client.auth_manager.failover, source)
 
 
 def _copy(client: Client, sdk_copy: Any, arguments: dict[str, Any]) -> Any:

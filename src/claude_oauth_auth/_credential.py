@@ -6,7 +6,7 @@ clients; this module imports only ground modules.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +24,7 @@ __all__ = [
     "Kind",
     "SdkProfile",
     "SourceReport",
+    "SourceReports",
     "State",
 ]
 
@@ -51,6 +52,31 @@ class SourceReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "state": self.state, "detail": self.detail, "path": self.path}
+
+
+class SourceReports:
+    """The cascade's reports by source name, in cascade order; shared with its failover."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self._by_name = {name: SourceReport(name) for name in names}
+
+    def __iter__(self) -> Iterator[SourceReport]:
+        return iter(list(self._by_name.values()))
+
+    def for_source(self, name: str) -> SourceReport:
+        """The report of ``name``; one outside the cascade's list is created, first."""
+        if name not in self._by_name:
+            self._by_name = {name: SourceReport(name), **self._by_name}
+        return self._by_name[name]
+
+    def record(self, name: str, report: SourceReport) -> None:
+        """What checking ``name`` found, in place of what was known before."""
+        self._by_name[name] = report
+
+    def record_if_unchecked(self, name: str, report: SourceReport) -> None:
+        """What checking ``name`` found, unless the cascade already checked it."""
+        if self._by_name.get(name, report).state == "not_checked":
+            self._by_name[name] = report
 
 
 @dataclass(repr=False)

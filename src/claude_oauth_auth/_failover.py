@@ -1,6 +1,7 @@
 """Falling back down the cascade when OAuth fails, and coming back after a temporary failure.
 
-``UnifiedAuthManager`` inherits this. Policy:
+``UnifiedAuthManager`` holds one ``Failover`` (``auth.failover``), shared by the client's auth
+flow and the LiteLLM helpers. Policy:
 
 - The credential in use fails (a refused refresh, a token the API refuses, or an expired
   token whose endpoint is failing): the next usable source *below it* in the cascade takes
@@ -17,14 +18,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ._credential import Credential, SourceReports, State
 from ._errors import ClaudeAuthError
-from ._sources import Credential, SourceReport, check_source
+from ._sources import check_source
 
-__all__ = ["FailoverMixin", "Fallback"]
+__all__ = ["Failover", "Fallback"]
 
 log = logging.getLogger("claude_oauth_auth")
 
@@ -43,26 +46,62 @@ class Fallback:
     temporary: bool  # the primary failed temporarily and is tried again
 
 
-class FailoverMixin:
-    """The fallback half of ``UnifiedAuthManager`` (see the module docstring)."""
+class Failover:
+    """Which credential a cascade's requests use, and when its primary is tried again.
 
-    credential: Credential
-    token_source: Any
-    _sources: Sequence[str]
-    _reports: dict[str, SourceReport]
-    _manager_options: dict[str, Any]
-    _lock: threading.Lock
-    _probe_clock: Callable[[], float]  # seconds, for the retries of the primary
-    _fallback: Fallback | None = None
-    _probing = False
-    _next_probe = 0.0
-    _probe_backoff = 1.0
+    One per ``UnifiedAuthManager`` (``auth.failover``), shared by the client's auth flow and
+    the LiteLLM helpers. After a temporary failure a caller tries the primary only when
+    ``start_probe()`` says so, and reports the result with ``finish_probe(error)``.
+    """
 
-    if TYPE_CHECKING:
+    def __init__(
+        self,
+        primary: Credential,
+        primary_source: Any,
+        *,
+        sources: Sequence[str],
+        reports: SourceReports,
+        settings: Mapping[str, Any],
+        token_source_for: Callable[[Credential], Any],
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """Start on ``primary``.
 
-        def _report(self, name: str) -> SourceReport: ...
+        Args:
+            primary: The credential the cascade chose.
+            primary_source: What gives its tokens when it is an OAuth credential, else None.
+            sources: The cascade's steps, in order (a fallback is looked for below the failed one).
+            reports: The cascade's reports, updated as sources are checked, fail or take over.
+            settings: The client's token-manager arguments, to judge the sources below.
+            token_source_for: Builds the token source of a fallback OAuth credential.
+            clock: The time source, in seconds, of the retries of the primary (tests);
+                default the monotonic clock.
+        """
+        self._primary = primary
+        self._primary_source = primary_source
+        self._sources = tuple(sources)
+        self._reports = reports
+        self._settings = settings
+        self._token_source_for = token_source_for
+        self._clock = clock or time.monotonic
+        self._lock = threading.Lock()
+        self._fallback: Fallback | None = None
+        self._probing = False
+        self._next_probe = 0.0
+        self._probe_backoff = 1.0
 
-        def _token_source_for(self, credential: Credential) -> Any: ...
+    def __repr__(self) -> str:
+        return f"Failover(primary={self._primary.source!r}, fallback={self._fallback!r})"
+
+    @property
+    def primary(self) -> Credential:
+        """The credential the cascade chose."""
+        return self._primary
+
+    @property
+    def primary_source(self) -> Any:
+        """What gives the primary's OAuth tokens (None for a key or bearer token)."""
+        return self._primary_source
 
     @property
     def fallback(self) -> Fallback | None:
@@ -70,41 +109,34 @@ class FailoverMixin:
         return self._fallback
 
     @property
-    def fallback_reason(self) -> str | None:
-        """Why the client left the primary credential, or None."""
+    def active_credential(self) -> Credential:
+        """The credential requests use now: the primary, or its fallback."""
         fallback = self._fallback
-        return None if fallback is None else fallback.reason
+        return self._primary if fallback is None else fallback.credential
+
+    @property
+    def active_token_source(self) -> Any:
+        """What gives the active credential's OAuth tokens (None for a key or bearer token)."""
+        fallback = self._fallback
+        return self._primary_source if fallback is None else fallback.token_source
 
     def fallback_credential(self, after: Credential | None = None) -> Credential | None:
         """The next usable credential below ``after`` (default: the one in use), or None.
 
         Only an OAuth primary falls back; a key or bearer token given or found first is final.
         """
-        if self.credential.kind != "oauth":
+        if self._primary.kind != "oauth":
             return None
         failed = after if after is not None else self.active_credential
         names = [name for name in self._sources if name != "explicit"]
         start = names.index(failed.source) + 1 if failed.source in names else 0
         for name in names[start:]:
-            report, credential = check_source(name, self._manager_options)
-            if self._reports.get(name, report).state == "not_checked":
-                self._reports[name] = report
-            if credential is None or _same_place(credential, failed, self.credential):
+            report, credential = check_source(name, self._settings)
+            self._reports.record_if_unchecked(name, report)
+            if credential is None or _same_place(credential, failed, self._primary):
                 continue
             return credential
         return None
-
-    @property
-    def active_credential(self) -> Credential:
-        """The credential requests use now: the primary, or its fallback."""
-        fallback = self._fallback
-        return self.credential if fallback is None else fallback.credential
-
-    @property
-    def active_token_source(self) -> Any:
-        """What gives the active credential's OAuth tokens (None for a key or bearer token)."""
-        fallback = self._fallback
-        return self.token_source if fallback is None else fallback.token_source
 
     def fail_over(
         self,
@@ -130,7 +162,7 @@ class FailoverMixin:
                 self._schedule_probe(retry_after)
             self._fallback = chosen
             self._mark(failed, "invalid" if not temporary else "available", reason)
-            self._report(chosen.credential.source).state = "used"
+            self._reports.for_source(chosen.credential.source).state = "used"
         following = chosen.credential
         until = " until a refresh succeeds" if chosen.temporary else ""
         log.warning(
@@ -160,15 +192,6 @@ class FailoverMixin:
             return Fallback(following, token_source, reason, still_temporary)
         return None
 
-    def switch_to_fallback(self, reason: str) -> str | None:
-        """Leave the credential in use for good; return the next one's key or bearer token.
-
-        None when there is no next source, or when it is an OAuth source (its token comes from
-        ``fallback.token_source``).
-        """
-        following = self.fail_over(self.active_credential, reason)
-        return None if following is None or following.kind == "oauth" else following.secret
-
     # ----- coming back after a temporary failure ---------------------------------------------
 
     def probe_due(self) -> bool:
@@ -178,7 +201,7 @@ class FailoverMixin:
             fallback is not None
             and fallback.temporary
             and not self._probing
-            and self._probe_clock() >= self._next_probe
+            and self._clock() >= self._next_probe
         )
 
     def start_probe(self) -> bool:
@@ -198,38 +221,38 @@ class FailoverMixin:
                 return
             if error is None:
                 self._fallback = None
-                self._mark(self.credential, "used", "")
-                self._report(fallback.credential.source).state = "available"
+                self._mark(self._primary, "used", "")
+                self._reports.for_source(fallback.credential.source).state = "available"
             elif _is_refused(error):
                 self._fallback = replace(fallback, temporary=False, reason=str(error))
-                self._mark(self.credential, "invalid", str(error))
+                self._mark(self._primary, "invalid", str(error))
             else:
                 self._schedule_probe(getattr(error, "retry_after", None))
         if error is None:
             log.info(
                 "OAuth from %s works again; stopped using the %s from %s",
-                self.credential.source,
+                self._primary.source,
                 _LABELS[fallback.credential.kind],
                 fallback.credential.source,
             )
         elif _is_refused(error):
             log.warning(
                 "OAuth from %s failed for good (%s); staying on the %s from %s",
-                self.credential.source,
+                self._primary.source,
                 error,
                 _LABELS[fallback.credential.kind],
                 fallback.credential.source,
             )
         else:
-            log.debug("OAuth from %s still failing: %s", self.credential.source, error)
+            log.debug("OAuth from %s still failing: %s", self._primary.source, error)
 
     def _schedule_probe(self, retry_after: float | None) -> None:
         delay = self._probe_backoff if retry_after is None else max(0.0, retry_after)
         self._probe_backoff = min(MAX_PROBE_BACKOFF_SECONDS, self._probe_backoff * 2)
-        self._next_probe = self._probe_clock() + delay
+        self._next_probe = self._clock() + delay
 
-    def _mark(self, credential: Credential, state: Any, reason: str) -> None:
-        report = self._report(credential.source)
+    def _mark(self, credential: Credential, state: State, reason: str) -> None:
+        report = self._reports.for_source(credential.source)
         report.state = state
         base = report.detail.split("; OAuth failed: ")[0]
         report.detail = f"{base}; OAuth failed: {reason}".lstrip("; ") if reason else base

@@ -15,9 +15,8 @@ import httpx2
 from anthropic.lib.credentials import AccessTokenAuth, TokenCache
 from typing_extensions import override
 
-from ._cascade import UnifiedAuthManager
 from ._errors import ClaudeAuthError, StoreError, TokenRefreshError
-from ._failover import Fallback
+from ._failover import Failover, Fallback
 from ._manager import OAuthTokenManager
 from ._sdk_errors import OAuthRefreshError, raise_to_the_sdk
 from ._sources import Credential
@@ -115,33 +114,33 @@ class _Probe:
     One request at a time probes (``start_probe``); every other one keeps the fallback.
     """
 
-    auth: UnifiedAuthManager
+    failover: Failover
     source: TokenSource
 
     def run(self) -> Secret | None:
-        if not self.auth.start_probe():
+        if not self.failover.start_probe():
             return None
         try:
             token = Secret(self.source.token())
         except BaseException as error:
             self._failed(error)
             return None
-        self.auth.finish_probe(None)
+        self.failover.finish_probe(None)
         return token
 
     async def arun(self) -> Secret | None:
-        if not self.auth.start_probe():
+        if not self.failover.start_probe():
             return None
         try:
             token = Secret(await self.source.async_token())
         except BaseException as error:
             self._failed(error)
             return None
-        self.auth.finish_probe(None)
+        self.failover.finish_probe(None)
         return token
 
     def _failed(self, error: BaseException) -> None:
-        self.auth.finish_probe(error)
+        self.failover.finish_probe(error)
         if not isinstance(error, ClaudeAuthError):
             raise error
 
@@ -150,14 +149,14 @@ class _Probe:
 class _FailOver:
     """Step: move down the cascade; it reads other sources, so coroutines run it in a thread."""
 
-    auth: UnifiedAuthManager
+    failover: Failover
     failed: Credential
     reason: str
     temporary: bool = False
     retry_after: float | None = None
 
     def run(self) -> Credential | None:
-        return self.auth.fail_over(
+        return self.failover.fail_over(
             self.failed, self.reason, temporary=self.temporary, retry_after=self.retry_after
         )
 
@@ -219,9 +218,9 @@ class AuthFlow(AccessTokenAuth):
 
     requires_response_body = False
 
-    def __init__(self, cache: TokenCache, auth: UnifiedAuthManager, source: TokenSource) -> None:
+    def __init__(self, cache: TokenCache, failover: Failover, source: TokenSource) -> None:
         super().__init__(cache)
-        self._auth = auth
+        self._failover = failover
         self._source = source
         self._wrapped: dict[int, tuple[Any, TokenSource]] = {}
 
@@ -253,14 +252,14 @@ class AuthFlow(AccessTokenAuth):
         if self._has_static_credential(request):
             yield request
             return
-        auth, token = self._auth, None
-        fallback = auth.fallback  # read once per attempt: another request may change it
-        if fallback is not None and auth.probe_due():
-            token = yield _Probe(auth, self._source)
-            fallback = auth.fallback
+        failover, token = self._failover, None
+        fallback = failover.fallback  # read once per attempt: another request may change it
+        if fallback is not None and failover.probe_due():
+            token = yield _Probe(failover, self._source)
+            fallback = failover.fallback
         for _ in range(MAX_SWITCHES):
             if fallback is None:
-                credential, source = auth.credential, self._source
+                credential, source = failover.primary, self._source
             else:
                 credential, token = fallback.credential, None  # a probe's token is the primary's
                 if credential.kind != "oauth":
@@ -291,11 +290,11 @@ class AuthFlow(AccessTokenAuth):
                 else:
                     return
             except OAuthRefreshError as error:
-                if (yield _FailOver(auth, credential, str(error))) is None:
+                if (yield _FailOver(failover, credential, str(error))) is None:
                     raise advised(error, NO_FALLBACK_ADVICE) from None
             except (TokenRefreshError, StoreError) as error:
                 retry_after = getattr(error, "retry_after", None)
-                step = _FailOver(auth, credential, str(error), True, retry_after)
+                step = _FailOver(failover, credential, str(error), True, retry_after)
                 if (yield step) is not None:
                     pass
                 elif token is None:
@@ -303,9 +302,9 @@ class AuthFlow(AccessTokenAuth):
                 else:
                     return  # the API refused the token and it cannot be refreshed right now
             else:
-                if (yield _FailOver(auth, credential, reason)) is None:
+                if (yield _FailOver(failover, credential, reason)) is None:
                     return  # the SDK raises the refusal, with what to do appended
-            token, fallback = None, auth.fallback
+            token, fallback = None, failover.fallback
 
     def _source_of(self, fallback: Fallback) -> TokenSource:
         """The token source of an OAuth fallback (kept while that fallback lasts)."""

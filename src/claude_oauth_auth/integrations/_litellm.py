@@ -95,43 +95,43 @@ class LiteLLMAuth:
 
     def _credential(self, *, rejected: str | None) -> _Sent:
         """The credential for a call: OAuth while it works, else the next usable source."""
-        auth = self.auth_manager
+        failover = self.auth_manager.failover
         # After an outage, one call at a time tries OAuth again.
-        if rejected is None and auth.probe_due() and auth.start_probe():
+        if rejected is None and failover.probe_due() and failover.start_probe():
             try:
-                token = _token(auth.token_source, None)
+                token = _token(failover.primary_source, None)
             except Exception as error:
-                auth.finish_probe(error)
+                failover.finish_probe(error)
             else:
-                auth.finish_probe(None)
+                failover.finish_probe(None)
                 return _oauth(token)
         for _ in range(MAX_SWITCHES):
-            credential = auth.active_credential
+            credential = failover.active_credential
             if credential.kind != "oauth":
                 return _static(credential.kind, credential.secret or "")
             try:
-                return _oauth(_token(auth.active_token_source, rejected))
+                return _oauth(_token(failover.active_token_source, rejected))
             except (OAuthRefreshError, TokenRefreshError, StoreError) as error:
                 self._fail_over(credential, error)
             rejected = None
         raise RuntimeError("no credential settled after moving down the whole cascade")
 
     async def _acredential(self, *, rejected: str | None) -> _Sent:
-        auth = self.auth_manager
-        if rejected is None and auth.probe_due() and auth.start_probe():
+        failover = self.auth_manager.failover
+        if rejected is None and failover.probe_due() and failover.start_probe():
             try:
-                token = await _atoken(auth.token_source, None)
+                token = await _atoken(failover.primary_source, None)
             except Exception as error:
-                auth.finish_probe(error)
+                failover.finish_probe(error)
             else:
-                auth.finish_probe(None)
+                failover.finish_probe(None)
                 return _oauth(token)
         for _ in range(MAX_SWITCHES):
-            credential = auth.active_credential
+            credential = failover.active_credential
             if credential.kind != "oauth":
                 return _static(credential.kind, credential.secret or "")
             try:
-                return _oauth(await _atoken(auth.active_token_source, rejected))
+                return _oauth(await _atoken(failover.active_token_source, rejected))
             except (OAuthRefreshError, TokenRefreshError, StoreError) as error:
                 self._fail_over(credential, error)
             rejected = None
@@ -145,7 +145,7 @@ class LiteLLMAuth:
         """
         temporary = not isinstance(error, OAuthRefreshError)
         retry_after = getattr(error, "retry_after", None)
-        following = self.auth_manager.fail_over(
+        following = self.auth_manager.failover.fail_over(
             failed, str(error), temporary=temporary, retry_after=retry_after
         )
         if following is None:
@@ -171,9 +171,9 @@ class LiteLLMAuth:
         return None if retry is None or retry.kwargs == sent.kwargs else retry
 
     def _switch(self) -> _Sent | None:
-        auth = self.auth_manager
-        following = auth.fail_over(
-            auth.active_credential,
+        failover = self.auth_manager.failover
+        following = failover.fail_over(
+            failover.active_credential,
             "the API answered that this OAuth credential is only authorized for use with "
             "Claude Code",
         )
