@@ -23,6 +23,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--run-slow", action="store_true", help="run the long modes (kill -9 loops, fleet storms)"
     )
+    parser.addoption(
+        "--sim-seeds", type=int, default=300, help="seeded schedules the simulator sweeps"
+    )
+    parser.addoption("--sim-seed", help="replay one simulator seed (or named scenario), traced")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

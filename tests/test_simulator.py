@@ -1,0 +1,271 @@
+"""The deterministic simulation of the refresh core (``tests/sim``): a seeded sweep, named
+regression scenarios, replay by seed, and the figures printed at the very end.
+
+    .venv/bin/pytest tests/test_simulator.py --sim-seeds 10000       # the sweep CI runs
+    .venv/bin/pytest tests/test_simulator.py::test_replay -s --sim-seed 558   # one, traced
+    .venv/bin/pytest tests/test_simulator.py::test_replay -s --sim-seed NAME  # a scenario
+
+Seeds from ``REDIS_SEED_BASE`` on run on the real ``RedisStore`` and a real redis-server.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import pytest
+import redis_server as redis_helper
+from sim.plan import SWEEP_EXCLUDED, Fault, Plan, Request, Worker, sweep_plan
+from sim.run import FIGURES, Outcome, format_trace, run, shrink
+
+CHUNK = 50
+REDIS_SEED_BASE = 1_000_000
+REDIS_SHARE = 50  # one real-Redis schedule per this many sweep schedules
+SHRINK_BUDGET = 150
+REPLAY = ".venv/bin/pytest tests/test_simulator.py::test_replay --sim-seed {} -s"
+
+
+class KnownBug(AssertionError):
+    """A named scenario broke the invariant it is known to break (an xfail until fixed)."""
+
+
+@dataclass(frozen=True)
+class Named:
+    """A regression scenario: its seed (the scheduler's choices), its plan, and, while the
+    bug lives, the invariant it breaks today."""
+
+    seed: int
+    plan: Plan
+    breaks: str = ""
+    why: str = ""
+
+
+def _two(*requests: tuple[float, str]) -> tuple[Request, ...]:
+    return tuple(Request(at, kind) for at, kind in requests)
+
+
+NAMED: dict[str, Named] = {
+    # Issue 22 item 1: the sidecar refreshed at 150 s; Redis comes back at 200 s from a
+    # snapshot taken before (the older login, its older version, no mark). The worker, whose
+    # version equals the snapshot's, notices nothing and spends the rolled-back token at 320 s.
+    "redis-restored-from-older-snapshot": Named(
+        seed=1,
+        plan=Plan(
+            "model-redis",
+            workers=(
+                Worker("sidecar", _two((10.0, "plain"), (150.0, "plain")), threshold=500.0),
+                Worker("worker", _two((20.0, "plain"), (320.0, "plain"))),
+            ),
+            faults=(Fault("snapshot", at=200.0, age=100.0),),
+        ),
+        breaks="1-refresh-token-once",
+        why="issue 22 item 1: a store that went back in generation goes unnoticed",
+    ),
+    # Issue 22 item 2: A's refresh POST takes 3 s from 310 s; Redis restarts empty at 310.5 s;
+    # B gets a 401, writes its (A's old) login back, waits the 2 s grace and POSTs the same
+    # refresh token while A's POST is still in flight.
+    "redis-restarted-empty-during-refresh": Named(
+        seed=2,
+        plan=Plan(
+            "model-redis",
+            workers=(
+                Worker("a", _two((10.0, "plain"), (310.0, "plain"))),
+                Worker("b", _two((20.0, "plain"), (310.6, "reject"))),
+            ),
+            faults=(Fault("slow", at=309.0, duration=1.5, delay=3.0), Fault("flush", at=310.5)),
+        ),
+        breaks="1-refresh-token-once",
+        why="issue 22 item 2: a written-back login is spent while a refresh begun before "
+        "the loss is in flight",
+    ),
+    # Issue 22 item 3: A holds a 5 s lease and POSTs (10 s) at 310 s; Redis stalls 311-318 s,
+    # so the lease is not renewed and runs out at 315 s; B takes it at 318.5 s and POSTs the
+    # same refresh token while A's POST is still in flight.
+    "redis-stall-longer-than-lease": Named(
+        seed=3,
+        plan=Plan(
+            "model-redis",
+            workers=(
+                Worker("a", _two((10.0, "plain"), (310.0, "plain"))),
+                Worker("b", _two((20.0, "plain"), (318.5, "plain"))),
+            ),
+            faults=(
+                Fault("slow", at=309.0, duration=1.5, delay=10.0),
+                Fault("stall", at=311.0, duration=7.0),
+            ),
+            lease_seconds=5.0,
+        ),
+        breaks="1-refresh-token-once",
+        why="issue 22 item 3: the lease is not renewed to outlast the POST before it starts",
+    ),
+}
+for _name, _named in list(NAMED.items()):
+    NAMED[f"{_name}-real-redis"] = replace(_named, plan=replace(_named.plan, backend="real-redis"))
+
+
+# ----- the sweep ---------------------------------------------------------------------------------
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    count = int(metafunc.config.getoption("--sim-seeds"))
+    if "seeds" in metafunc.fixturenames:
+        chunks = [range(start, min(start + CHUNK, count)) for start in range(0, count, CHUNK)]
+        ids = [f"{chunk.start}-{chunk.stop - 1}" for chunk in chunks]
+        metafunc.parametrize("seeds", chunks, ids=ids)
+    if "redis_seeds" in metafunc.fixturenames:
+        total = max(4, count // REDIS_SHARE)
+        chunk = max(1, CHUNK // 5)
+        chunks = [
+            range(REDIS_SEED_BASE + start, REDIS_SEED_BASE + min(start + chunk, total))
+            for start in range(0, total, chunk)
+        ]
+        metafunc.parametrize("redis_seeds", chunks, ids=[f"{c.start}-{c.stop - 1}" for c in chunks])
+
+
+@pytest.fixture(scope="module")
+def sim_redis() -> Iterator[str]:
+    """One redis-server for the module's real-Redis schedules (each on its own key)."""
+    with redis_helper.redis_server() as server:
+        yield server.url
+
+
+def _plan_of(seed: int) -> Plan:
+    return sweep_plan(seed, "real-redis" if seed >= REDIS_SEED_BASE else None)
+
+
+def _report(outcome: Outcome, redis_url: str | None, replay: str) -> str:
+    assert outcome.violation is not None
+    violation = outcome.violation
+
+    def again(seed: int, plan: Plan) -> Outcome:
+        return run(seed, plan, redis_url=redis_url)
+
+    small = shrink(outcome.seed, outcome.plan, violation.invariant, again, SHRINK_BUDGET)
+    shown = small or outcome
+    return (
+        f"seed={outcome.seed} backend={outcome.plan.backend} invariant={violation.invariant}\n"
+        f"{violation.detail}\n"
+        f"replay: {REPLAY.format(replay)}\n"
+        f"shrunk to {len(shown.trace)} steps: {shown.plan!r}\n"
+        f"{shown.violation}\n{format_trace(shown.trace, 80)}"
+    )
+
+
+def _sweep(seeds: range, redis_url: str | None) -> None:
+    failing = []
+    for seed in seeds:
+        outcome = run(seed, _plan_of(seed), redis_url=redis_url)
+        if outcome.violation is not None:
+            failing.append(outcome)
+    if failing:
+        FIGURES.failures += len(failing)
+        others = ", ".join(str(outcome.seed) for outcome in failing[1:])
+        report = _report(failing[0], redis_url, str(failing[0].seed))
+        pytest.fail(report + (f"\nalso failing: seeds {others}" if others else ""), False)
+
+
+def test_sweep(seeds: range) -> None:
+    """Random schedules on the Redis model and the real FileStore: every invariant holds."""
+    _sweep(seeds, None)
+
+
+def test_sweep_real_redis(redis_seeds: range, sim_redis: str) -> None:
+    """Fewer schedules on the real RedisStore against a real redis-server."""
+    _sweep(redis_seeds, sim_redis)
+
+
+# ----- named scenarios ---------------------------------------------------------------------------
+
+
+def _named_params() -> list[object]:
+    params: list[object] = []
+    for name, named in NAMED.items():
+        marks = []
+        if named.breaks:
+            marks.append(pytest.mark.xfail(strict=True, raises=KnownBug, reason=named.why))
+        params.append(pytest.param(name, marks=marks, id=name))
+    return params
+
+
+def _run_named(name: str, request: pytest.FixtureRequest) -> Outcome:
+    named = NAMED[name]
+    url = request.getfixturevalue("sim_redis") if named.plan.backend == "real-redis" else None
+    return run(named.seed, named.plan, redis_url=url)
+
+
+@pytest.mark.parametrize("name", _named_params())
+def test_named(name: str, request: pytest.FixtureRequest) -> None:
+    """Each named scenario holds every invariant (or, while its bug lives, breaks its own)."""
+    named = NAMED[name]
+    outcome = _run_named(name, request)
+    if outcome.violation is None:
+        return
+    report = (
+        f"{name}: seed={named.seed} invariant={outcome.violation.invariant}\n"
+        f"{outcome.violation.detail}\nreplay: {REPLAY.format(name)}\n"
+        f"{format_trace(outcome.trace, 80)}"
+    )
+    if outcome.violation.invariant == named.breaks:
+        raise KnownBug(report)
+    pytest.fail(report, False)
+
+
+# ----- determinism, replay, figures --------------------------------------------------------------
+
+
+def test_one_seed_is_one_run() -> None:
+    """The same seed gives the same trace, step for step (the real FileStore included)."""
+    file_seed = next(seed for seed in range(100) if sweep_plan(seed).backend == "file")
+    for seed in (7, 11, 558, file_seed):
+        plan = sweep_plan(seed)
+        first, second = run(seed, plan), run(seed, plan)
+        assert first.trace == second.trace
+        assert len(first.trace) > 20
+
+
+def test_excluded_fault_kinds_are_pinned_by_named_scenarios() -> None:
+    """A fault kind left out of the sweep stays covered by a named (xfail) scenario."""
+    covered = {kind for named in NAMED.values() if named.breaks for kind in _kinds(named.plan)}
+    assert set(SWEEP_EXCLUDED) <= covered
+
+
+def _kinds(plan: Plan) -> list[str]:
+    return [fault.kind for fault in plan.faults]
+
+
+def test_replay(request: pytest.FixtureRequest) -> None:
+    """``--sim-seed N`` (or a scenario's name): run it once more and print its whole trace."""
+    chosen = request.config.getoption("--sim-seed")
+    if chosen is None:
+        pytest.skip("pass --sim-seed N (or a named scenario) to replay it")
+    if chosen in NAMED:
+        outcome = _run_named(chosen, request)
+    else:
+        seed = int(chosen)
+        url = request.getfixturevalue("sim_redis") if seed >= REDIS_SEED_BASE else None
+        outcome = run(seed, _plan_of(seed), redis_url=url)
+    print(f"\nplan: {outcome.plan!r}\n{format_trace(outcome.trace)}")
+    print(f"outcomes: {outcome.outcomes}; login lost, not our bug: {outcome.lost or 'no'}")
+    if outcome.violation is not None:
+        pytest.fail(f"seed={outcome.seed} {outcome.violation}", False)
+
+
+class _FiguresLine:
+    """Prints the simulator's figures after pytest's own summary (the last line of output)."""
+
+    def __init__(self) -> None:
+        self.began = time.perf_counter()
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and FIGURES.schedules:
+            wall = time.perf_counter() - self.began
+            reporter.write_line(f"{FIGURES.line()} ({wall:.1f} s with pytest)")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _figures(request: pytest.FixtureRequest) -> None:
+    manager = request.config.pluginmanager
+    if not manager.has_plugin("sim-figures"):
+        manager.register(_FiguresLine(), "sim-figures")
