@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING
 
 from . import _config
 from ._backoff import Refusal
-from ._errors import ClaudeAuthError, StoreError, TokenRefreshError
+from ._errors import ClaudeAuthError
 from ._hooks import HookStore, overrides_hooks
-from ._spend import RefreshSteps, default_grant
+from ._spend import default_grant
 from ._sync import NOTHING_SERVED, Served, default_token_file, make_access_token
 from ._tokens import Secret, TokenSet, has_control_characters, mask
+from .lifecycle._driver import Driver
+from .lifecycle._state import AskKind
 from .stores._base import TokenStore, Version
 from .stores._file import FileStore, path_of
 
@@ -34,8 +36,6 @@ log = logging.getLogger("claude_oauth_auth")
 Grant = Callable[[str, Secret, str], TokenSet]
 """The refresh grant: ``grant(token_url, refresh_token, client_id) -> TokenSet``; the refresh
 token comes as a masked ``Secret`` (``.reveal()`` gives the value)."""
-
-FORCED_REFRESH_DEBOUNCE_SECONDS = 5.0
 
 _live_managers: weakref.WeakValueDictionary[int, OAuthTokenManager] = weakref.WeakValueDictionary()
 
@@ -67,12 +67,12 @@ def _put_back_before_exit() -> None:
             manager._lock.release()
 
 
-class OAuthTokenManager(RefreshSteps):
+class OAuthTokenManager(Driver):
     """Holds an OAuth token pair for a store, refreshes it before expiry, saves rotations.
 
     Call it like any SDK credentials provider: ``anthropic.Anthropic(credentials=manager)``.
 
-    Policy (``_decide``):
+    Policy (``lifecycle._policy.next_step``; the driver carries it out):
 
     - A token more than ``refresh_threshold`` seconds from expiry is served from memory; the
       store's ``version()`` is consulted at most every ``store.poll_interval`` seconds, so a
@@ -269,7 +269,8 @@ class OAuthTokenManager(RefreshSteps):
             # tokens, or the backoff its failure scheduled (no POST of their own).
             self._lock.acquire()
         try:
-            return self._decide(force=force, rejected=refused)
+            kind: AskKind = "rejected" if refused is not None else "forced" if force else "plain"
+            return self._drive(kind, refused)
         finally:
             self._lock.release()
 
@@ -309,7 +310,7 @@ class OAuthTokenManager(RefreshSteps):
     def refresh(self) -> str:
         """Force a refresh now (one POST, under both locks) and return the new access token."""
         with self._lock:
-            return self._refresh_under_store_lock(force=True, rejected=None, adopt=False)
+            return self._drive("refresh", None)
 
     # ----- storage hooks ----------------------------------------------------------------------
 
@@ -324,45 +325,3 @@ class OAuthTokenManager(RefreshSteps):
         tokens = TokenSet(self.access_token, self.refresh_token, self.token_expiry)
         self.store.save(tokens, expected_version=self.store.version())
         self._version = self.store.version()
-
-    # ----- the policy -------------------------------------------------------------------------
-
-    def _decide(self, *, force: bool, rejected: Secret | None) -> str:
-        now = self._clock()
-        plain = not force and rejected is None
-        if self._unsaved is not None:
-            self._retry_save(now)
-        if rejected is not None and self.access_token and self.access_token != rejected.reveal():
-            return self._current()  # already replaced
-        recently = now - self._last_refresh_at < FORCED_REFRESH_DEBOUNCE_SECONDS
-        if force and rejected is None and self.access_token and recently:
-            return self._current()  # a burst of forced calls after one refresh
-        if rejected is not None or now >= self._next_poll or not self._fresh(now):
-            self._reload_if_changed(now)
-            if rejected is not None and self.access_token != rejected.reveal() and self._fresh(now):
-                return self._current()  # another program rotated it
-        if self._failure is not None:
-            self._raise_refused(self._failure[0], self._failure[2])
-        if plain and self._fresh(now):
-            return self._current()
-        if plain and self.is_token_valid() and self._in_restore_grace():
-            return self._current()  # a worker holding a newer login may still replace it
-        if now < self._retry_not_before:  # one failure scheduled the next attempt for all
-            if plain and self.is_token_valid():
-                return self._current()
-            raise self._backing_off(now)
-        try:
-            return self._refresh_under_store_lock(force=force, rejected=rejected, adopt=True)
-        except (TokenRefreshError, StoreError) as error:
-            if self._retry_not_before <= self._clock():
-                self._schedule_retry(error)
-            if plain and self.is_token_valid():
-                log.warning(
-                    "OAuth token refresh failed (%s); using the current token, which is still "
-                    "valid for %.0f s, and retrying in %.0f s",
-                    error,
-                    (self.token_expiry or 0) - self._clock(),
-                    self._retry_not_before - self._clock(),
-                )
-                return self._current()
-            raise

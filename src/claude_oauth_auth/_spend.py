@@ -6,11 +6,11 @@ import logging
 from typing import TYPE_CHECKING, NoReturn
 
 from ._backoff import BackoffSchedule
-from ._errors import StoreError, TokenRefreshError
+from ._errors import TokenRefreshError
 from ._grant import PartialAnswer, RefreshRefused, request_refresh
 from ._sync import StoreSync
 from ._tokens import Secret, TokenSet
-from .stores._base import DEFAULT_LOCK_TIMEOUT, TokenStore
+from .stores._base import TokenStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -19,12 +19,9 @@ __all__ = ["RefreshSteps", "default_grant"]
 
 log = logging.getLogger("claude_oauth_auth")
 
-INVALID_GRANT_RECHECK_SECONDS = 0.5
-LOCK_ATTEMPTS = 3
-
 
 class RefreshSteps(BackoffSchedule, StoreSync):
-    """The steps of one refresh; the manager's ``_decide`` says when to take them."""
+    """The steps of one refresh; ``lifecycle._policy.next_step`` says when to take them."""
 
     _grant: Callable[[str, Secret, str], TokenSet]
     _sleep: Callable[[float], None]
@@ -33,76 +30,6 @@ class RefreshSteps(BackoffSchedule, StoreSync):
         if not self.access_token:
             raise TokenRefreshError("no OAuth access token is loaded")
         return self.access_token
-
-    def _refresh_under_store_lock(
-        self, *, force: bool, rejected: Secret | None, adopt: bool
-    ) -> str:
-        store = self.store
-        if store is None:
-            return self._spend_and_record()
-        self._check_writable(store)
-        before = Secret(self.access_token or "")
-        for _ in range(LOCK_ATTEMPTS):
-            with store.lock(DEFAULT_LOCK_TIMEOUT):
-                self._holding_store_lock = True
-                try:
-                    answer = self._refresh_holding_lock(store, before, force, rejected, adopt)
-                finally:
-                    self._holding_store_lock = False
-            if answer is not None:
-                return answer
-        raise StoreError(
-            store.location,
-            f"the refresh lock was lost while held, {LOCK_ATTEMPTS} times in a row",
-            "check what keeps emptying the store (FLUSHALL, restarts without persistence)",
-        )
-
-    def _refresh_holding_lock(
-        self,
-        store: TokenStore,
-        before: Secret,
-        force: bool,
-        rejected: Secret | None,
-        adopt: bool,
-    ) -> str | None:
-        """Adopt, wait, or spend; None when the lock was lost before spending (take it again)."""
-        recover = getattr(store, "recover_interrupted_save", None)
-        if recover is not None:
-            recover()  # a save of ours that a kill interrupted, holding newer tokens
-        self._reload_quietly()
-        self._read_shared_backoff()
-        self._adopt_shared_refusal()
-        if adopt and not force and self._in_restore_grace():  # spend it after the grace
-            refused = rejected.reveal() if rejected is not None else None
-            if refused is not None or not self.is_token_valid():
-                self._await_newer_login(refused)
-            if self.is_token_valid() and self.access_token != refused:
-                return self._current()
-        replaced = self.access_token not in (
-            before.reveal(),
-            rejected.reveal() if rejected is not None else None,
-        )
-        wanted = replaced or (not force and rejected is None and self._fresh(self._clock()))
-        if adopt and wanted and self._failure is None and self.is_token_valid():
-            self._last_refresh_at = self._clock()
-            log.debug("Adopted OAuth tokens another process refreshed")
-            return self._current()
-        if self._failure is not None:
-            self._raise_refused(self._failure[0], self._failure[2])
-        now = self._clock()
-        if adopt and now < self._retry_not_before:  # another process failed just now
-            if not force and rejected is None and self.is_token_valid():
-                return self._current()
-            raise self._backing_off(now)
-        holds_lock = getattr(store, "holds_lock", None)
-        if holds_lock is not None and not holds_lock():
-            log.warning(
-                "%s: the refresh lock was lost while held (did the store lose its data?); "
-                "taking it again before spending the refresh token",
-                store.location,
-            )
-            return None
-        return self._spend_and_record()
 
     def _adopt_shared_refusal(self) -> None:
         """Under the lock: a refresh token another process had refused is not spent again."""
@@ -194,18 +121,15 @@ class RefreshSteps(BackoffSchedule, StoreSync):
         self._persist(kept, spent=spent)
 
     def _adopt_rotation_by_other_program(self, spent: Secret) -> bool:
-        """After invalid_grant: a program that ignores our lock may have rotated the tokens and
-        not have written them yet; re-read now and once more after a short wait."""
+        """After a refusal: a program that ignores our lock may have rotated the tokens; re-read
+        now (the driver re-reads once more after a short wait, the lock released)."""
         if self.store is None:
             return False
-        for wait in (0.0, INVALID_GRANT_RECHECK_SECONDS):
-            if wait:
-                self._sleep(wait)
-            self._reload_quietly()
-            if self.refresh_token is not None and self.refresh_token != spent.reveal():
-                self._last_refresh_at = self._clock()
-                log.info("Adopted OAuth tokens another program refreshed")
-                return True
+        self._reload_quietly()
+        if self.refresh_token is not None and self.refresh_token != spent.reveal():
+            self._last_refresh_at = self._clock()
+            log.info("Adopted OAuth tokens another program refreshed")
+            return True
         return False
 
     def _raise_refused(self, message: str, status: int | None) -> NoReturn:

@@ -150,19 +150,6 @@ class WriteBacks:
     def _in_restore_grace(self) -> bool:
         return self._clock() < self._restored_at + RESTORE_GRACE_SECONDS
 
-    def _await_newer_login(self, rejected: str | None) -> None:
-        """A written-back login and no usable access token (expired, or ``rejected`` by the
-        API): give a worker holding a newer login the rest of the grace to replace it. A
-        replacement that was itself written back gets its own grace."""
-        for _ in range(int(8 * RESTORE_GRACE_SECONDS / WATCH_INTERVAL_SECONDS)):  # a still clock
-            if not self._in_restore_grace():
-                return
-            if self.is_token_valid() and self.access_token != rejected:
-                return
-            left = self._restored_at + RESTORE_GRACE_SECONDS - self._clock()
-            self._sleep(max(0.0, min(left, WATCH_INTERVAL_SECONDS / 2)))
-            self._reload_quietly()
-
     # ----- a stale write-back by another program ---------------------------------------------
 
     def _is_stale_write_back(self, theirs: TokenSet) -> bool:
