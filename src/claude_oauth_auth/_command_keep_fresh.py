@@ -19,12 +19,12 @@ import json
 import random
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from functools import partial
 from typing import TYPE_CHECKING
 
+from . import _clock
 from ._command_base import (
     EXIT_FAILED,
     EXIT_OK,
@@ -120,7 +120,8 @@ def run_keep_fresh(arguments: argparse.Namespace, console: Console) -> Result:
 
 def _say(console: Console, line: str, *, as_json: bool = False) -> None:
     """One log line, after a UTC time stamp; with ``--json``, one JSON object per line."""
-    stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    moment = datetime.fromtimestamp(_clock.now(), timezone.utc)
+    stamp = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     console.log_line(json.dumps({"time": stamp, "message": line}) if as_json else f"{stamp} {line}")
 
 
@@ -149,7 +150,7 @@ class KeepFresh:
         jitter: float,
         check_every: float = DEFAULT_CHECK_SECONDS,
         say: Callable[[str], None],
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = _clock.now,
         profile: PublishedProfile | None = None,
     ) -> None:
         self.store = store

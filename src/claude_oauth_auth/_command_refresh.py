@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import time
 
+from . import _clock
 from ._command_base import LOGIN_FIX, CommandError, Console, Result, describe_expiry
 from ._sources import SourceReport
 
@@ -56,7 +56,7 @@ def run_refresh(arguments: argparse.Namespace, console: Console) -> Result:
         "source": credential.source,
         "token_file": where,
         "expires_at": None if expires_at is None else int(expires_at),
-        "expires_in": None if expires_at is None else max(0, int(expires_at - time.time())),
+        "expires_in": None if expires_at is None else max(0, int(expires_at - _clock.now())),
     }
     origin = credential.source + (f" ({where})" if where else "")
     text = f"Refreshed the OAuth token from {origin}; it expires at {describe_expiry(expires_at)}."

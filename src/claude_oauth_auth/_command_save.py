@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
 from typing import Any
 
+from . import _clock
 from ._command_base import CommandError, Console, Result, describe_expiry
 from ._command_stores import (
     Target,
@@ -51,7 +51,7 @@ def run_save(arguments: argparse.Namespace, console: Console) -> Result:
     )
     left = (
         "has already expired and is refreshed on first use"
-        if expiry <= time.time()
+        if expiry <= _clock.now()
         else f"expires at {describe_expiry(expiry)}"
     )
     notes = (
@@ -68,7 +68,7 @@ def run_save(arguments: argparse.Namespace, console: Console) -> Result:
         "hint": mask(tokens.access_token),
         "can_refresh": tokens.refresh_token is not None,
         "expires_at": int(expiry),
-        "expires_in": max(0, int(expiry - time.time())),
+        "expires_in": max(0, int(expiry - _clock.now())),
         "ignored_fields": ignored,
     }
     return Result(text, document, notes=notes + _unread_note(target))
@@ -151,7 +151,7 @@ def _validated_tokens(raw: bytes) -> tuple[TokenSet, list[str]]:
         value = getattr(tokens, name)
         if value is not None and (any(c.isspace() for c in value) or not value.isprintable()):
             raise _bad_input(f'"{name}" contains spaces or control characters')
-    if tokens.seconds_left() <= 0 and tokens.refresh_token is None:
+    if tokens.seconds_left(_clock.now()) <= 0 and tokens.refresh_token is None:
         raise _bad_input("the access token has expired and there is no refresh token to renew it")
     for name in ("client_id", "token_url"):
         if name in document and name not in tokens.extra:
@@ -178,7 +178,7 @@ def _expiry(document: dict[str, Any]) -> float:
     if has_lifetime:
         if value > 10 * 365 * 86400:
             raise _bad_input('"expires_in" is longer than ten years')
-        return time.time() + float(value)
+        return _clock.now() + float(value)
     if value > MILLISECONDS_THRESHOLD:
         raise _bad_input('"token_expiry" looks like milliseconds; give unix seconds')
     return float(value)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import threading
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from . import _clock
 from ._command_base import EXIT_USAGE, CommandError, Console, Result, is_sdk_error
 from ._errors import ClaudeAuthError
 
@@ -49,7 +49,7 @@ def run_token(arguments: argparse.Namespace, console: Console) -> Result:
         "kind": credential.kind,
         "source": credential.source,
         "expires_at": None if expires_at is None else int(expires_at),
-        "expires_in": None if expires_at is None else max(0, int(expires_at - time.time())),
+        "expires_in": None if expires_at is None else max(0, int(expires_at - _clock.now())),
     }
     return Result(token, document)
 

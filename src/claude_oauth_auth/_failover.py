@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from . import _clock
 from ._credential import Credential, SourceReports, State
 from ._errors import ClaudeAuthError
 from ._sources import check_source
@@ -83,7 +83,7 @@ class Failover:
         self._reports = reports
         self._settings = settings
         self._token_source_for = token_source_for
-        self._clock = clock or time.monotonic
+        self._clock = clock or _clock.monotonic
         self._lock = threading.Lock()
         self._fallback: Fallback | None = None
         self._probing = False

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import _config
+from . import _clock, _config
 from ._config import ENV, default_auth_file
 from ._credential import Credential, Kind, SourceReport
 from ._errors import StoreError
@@ -179,7 +178,7 @@ def describe_expiry(expires_at: float | None) -> str:
     """A short human phrase for an expiry time."""
     if expires_at is None:
         return "no expiry recorded"
-    left = expires_at - time.time()
+    left = expires_at - _clock.now()
     if left == float("inf"):
         return "no expiry recorded"
     return (

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from . import _config
+from . import _clock, _config
 from ._config import ENV
 from ._sources import (
     FALLBACK_SOURCES,
@@ -95,7 +94,7 @@ def get_auth_status(sources: Sequence[str] | None = None) -> dict[str, Any]:
         "api_base_url": _api_base_url(used),
         "token_url": _token_url(used),
         "oauth_available": oauth is not None,
-        "oauth_token_valid": bool(tokens and tokens.seconds_left() > 0)
+        "oauth_token_valid": bool(tokens and tokens.seconds_left(_clock.now()) > 0)
         or bool(oauth is not None and tokens is None),
         "oauth_token_expiry": tokens.expires_at if tokens else None,
         "oauth_token_file": str(oauth.path) if oauth is not None and oauth.path else None,
@@ -138,7 +137,7 @@ def _credential_details(used: Credential | None, report: SourceReport | None) ->
         local = datetime.fromtimestamp(tokens.expires_at).astimezone()
         details["expires_at"] = int(tokens.expires_at)
         details["expires_at_local"] = local.isoformat(timespec="seconds")
-        details["expires_in"] = int(tokens.expires_at - time.time())
+        details["expires_in"] = int(tokens.expires_at - _clock.now())
     details["scopes"] = [label for label in map(plain_label, tokens.scopes) if label]
     for field, name in (
         ("subscription_type", "subscriptionType"),
@@ -283,6 +282,6 @@ def expiry_text(expires_at: float | None) -> str:
     if expires_at is None:
         return "no expiry recorded"
     local = datetime.fromtimestamp(expires_at).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
-    left = expires_at - time.time()
+    left = expires_at - _clock.now()
     relative = f"in {format_duration(left)}" if left > 0 else f"expired {format_duration(left)} ago"
     return f"{local} ({relative})"

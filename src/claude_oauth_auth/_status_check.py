@@ -7,9 +7,9 @@ The answer is ``ok``, ``refused`` (the API or the token endpoint said no, with i
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
+from . import _clock
 from ._errors import ClaudeAuthError, TokenRefreshError
 from ._tokens import mask
 
@@ -32,7 +32,7 @@ def check_online(timeout: float = CHECK_TIMEOUT_SECONDS) -> dict[str, Any]:
 
     from ._client import ClaudeClient
 
-    started = time.monotonic()
+    started = _clock.monotonic()
     outcome: dict[str, Any] = {"result": "ok", "reason": None, "fix": None, "source": None}
     outcome["fallback"] = None
     client: ClaudeClient | None = None
@@ -66,7 +66,7 @@ def check_online(timeout: float = CHECK_TIMEOUT_SECONDS) -> dict[str, Any]:
             )
         if outcome["result"] != "ok" and outcome["fix"] is None:
             outcome["fix"] = _default_fix(outcome["result"], auth.active_credential.kind)
-    outcome["seconds"] = round(time.monotonic() - started, 3)
+    outcome["seconds"] = round(_clock.monotonic() - started, 3)
     return outcome
 
 

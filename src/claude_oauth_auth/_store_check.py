@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from . import _config
+from . import _clock, _config
 from ._config import ENV
 from ._credential import Credential, SourceReport
 from ._errors import StoreError
@@ -97,7 +97,7 @@ def _manager_setting(tokens: TokenSet | None, name: str, variable: str) -> Any:
 def _token_report(
     source: str, tokens: TokenSet, where: str, origin: str, path: Path | None
 ) -> tuple[SourceReport, Credential | None]:
-    left = tokens.seconds_left()
+    left = tokens.seconds_left(_clock.now())
     if left <= 0 and tokens.refresh_token is None:
         detail = f"{origin}: the access token expired {format_duration(-left)} ago and there is no "
         detail += "refresh token; log in again"
