@@ -99,6 +99,29 @@ NAMED: dict[str, Named] = {
         breaks="1-refresh-token-once",
         why="issue 22 item 3: the lease is not renewed to outlast the POST before it starts",
     ),
+    # Found by the sweep (seeds 558, 2089, 2187, ... shrunk): "old" refreshed at 380 s, "new"
+    # at 820 s; Redis restarts empty at 960 s while "new" is idle (its token is fresh, so it
+    # asks Redis nothing). At 1160 s "old" writes its older login back, waits the 2 s grace
+    # (nobody replaces it: "new" makes no request) and spends a refresh token "new" spent.
+    "redis-flushed-while-newer-holder-idle": Named(
+        seed=558,
+        plan=Plan(
+            "model-redis",
+            workers=(
+                Worker("old", _two((380.0, "plain"), (1160.0, "plain"))),
+                Worker(
+                    "new",
+                    _two(
+                        (820.0, "plain"),
+                    ),
+                ),
+            ),
+            faults=(Fault("flush", at=960.0),),
+        ),
+        breaks="1-refresh-token-once",
+        why="a written-back login is spent once the 2 s grace ends, though the worker "
+        "holding the newer login made no request in it (the grace is a timer, not a proof)",
+    ),
 }
 for _name, _named in list(NAMED.items()):
     NAMED[f"{_name}-real-redis"] = replace(_named, plan=replace(_named.plan, backend="real-redis"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import shutil
 import time
@@ -161,7 +162,7 @@ def run(seed: int, plan: Plan, *, redis_url: str | None = None) -> Outcome:
         if item.kind == "kill":
             if item.target in specs:
                 target, restart = specs[item.target], item.restart_after
-                sched.at_step(item.at_step, label, fault(lambda t=target, r=restart: kill(t, r)))
+                sched.at_step(item.at_step, label, fault(functools.partial(kill, target, restart)))
         elif item.kind in ("stall", "unwritable"):
             windows = backend.stalls if item.kind == "stall" else backend.unwritable
             windows.append((when, when + item.duration))
@@ -173,7 +174,7 @@ def run(seed: int, plan: Plan, *, redis_url: str | None = None) -> Outcome:
         elif item.kind == "flush":
             sched.at(when, label, fault(backend.flush))
         elif item.kind == "snapshot":
-            sched.at(when, label, fault(lambda age=item.age: backend.roll_back(age)))
+            sched.at(when, label, fault(functools.partial(backend.roll_back, item.age)))
         elif item.kind == "lease_lost":
             sched.at(when, label, fault(backend.drop_lease))
 

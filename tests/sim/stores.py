@@ -1,12 +1,11 @@
 """Stores behind fault-injecting wrappers, with their locks on virtual time.
 
 A ``Backend`` is the shared place (one Redis key, one token file) with its fault windows and
-its lock; each actor reaches it through its own ``SimStore`` (as each process has its own
-store object), whose every call is a yield point. The data operations go to an ``inner``
-store: the Redis-like ``ModelRedis`` here, or the real ``FileStore``/``RedisStore``
-(``backends.py``). The lock is always the backend's, on virtual time: a Redis lease renewed
-every third of its length while its holder lives and the store answers, or a file lock that
-the OS frees when its holder dies.
+lock; each actor reaches it through its own ``SimStore``, every call a yield point. The data
+operations go to an ``inner`` store: the Redis-like ``ModelRedis`` here, or the real
+``FileStore``/``RedisStore`` (``backends.py``). The lock is the backend's, on virtual time: a
+Redis lease renewed every third of its length while its holder lives and the store answers,
+or a file lock that the OS frees when its holder dies.
 """
 
 from __future__ import annotations
@@ -87,17 +86,14 @@ class Backend:
     def wipe(self) -> None:
         raise NotImplementedError
 
-    def read_refresh_token(self) -> str | None:
+    def read_refresh_token(self) -> str | None:  # what the store holds, for the invariants
         raise NotImplementedError
 
-    def lease_gone(self) -> None:
-        """The lease ran out or was lost (the real Redis drops its lock key)."""
+    def lease_gone(self) -> None: ...  # the lease ran out or was lost (Redis drops its key)
 
-    def close(self) -> None:
-        """Free what the backend holds outside the process."""
+    def close(self) -> None: ...
 
-    def first_login(self, tokens: TokenSet) -> None:
-        """The login the run starts with."""
+    def first_login(self, tokens: TokenSet) -> None:  # the login the run starts with
         raise NotImplementedError
 
     # ----- what the invariants look at ----------------------------------------------------------
