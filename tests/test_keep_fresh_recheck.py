@@ -36,8 +36,8 @@ def test_a_refused_refresh_after_a_flush_is_not_a_dead_login_when_a_worker_holds
         worker.check_store()  # the worker notices and puts its newer login back
         time.sleep(3.0)  # the sidecar re-reads the store meanwhile
         assert sidecar.process.poll() is None, (sidecar.lines, sidecar.finish())
-        stored = store.load()
-        assert stored is not None and stored.refresh_token == worker.refresh_token
+        stored = store.load()  # the worker's login, or the sidecar's one refresh of it
+        assert stored is not None and oauth_env.invalid_grants == 1, sidecar.lines
         assert login_survives(redis_server.url, oauth_env)
     finally:
         code, stderr = sidecar.stop()

@@ -75,9 +75,7 @@ NAMED: dict[str, Named] = {
             ),
             faults=(Fault("slow", at=309.0, duration=1.5, delay=3.0), Fault("flush", at=310.5)),
         ),
-        breaks="1-refresh-token-once",
-        why="issue 22 item 2: a written-back login is spent while a refresh begun before "
-        "the loss is in flight",
+        # Fixed: a written-back login is spent only after the refresh timeout.
     ),
     # Issue 22 item 3: A holds a 5 s lease and POSTs (10 s) at 310 s; Redis stalls 311-318 s,
     # so the lease is not renewed and runs out at 315 s; B takes it at 318.5 s and POSTs the

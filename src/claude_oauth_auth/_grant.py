@@ -118,6 +118,7 @@ def request_refresh(
     *,
     user_agent: str,
     extra_headers: Mapping[str, str] | None = None,
+    timeout: float = REFRESH_TIMEOUT_SECONDS,
 ) -> TokenSet:
     """POST the refresh grant; RefreshRefused when refused, TokenRefreshError when transient.
 
@@ -132,7 +133,7 @@ def request_refresh(
     status = 0
     raw = _Body(b"")
     try:
-        with _opener().open(request, timeout=REFRESH_TIMEOUT_SECONDS) as response:
+        with _opener().open(request, timeout=timeout) as response:
             status = int(response.status)
             raw = _Body(response.read(MAX_ANSWER_BYTES))
             retry_after = response.headers.get("Retry-After")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import math
 import os
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from . import _config
 from ._backoff import Refusal
 from ._errors import ClaudeAuthError
+from ._grant import REFRESH_TIMEOUT_SECONDS
 from ._hooks import HookStore, overrides_hooks
 from ._spend import default_grant
 from ._sync import NOTHING_SERVED, Served, default_token_file, make_access_token
@@ -94,9 +96,12 @@ class OAuthTokenManager(Driver):
       store lock was lost while held (it takes the lock again); a 200 carrying a new refresh
       token is saved even when the rest of the answer is unusable.
     - A store that lost its data (Redis) gets the login held in memory written back under its
-      version; that login is spent only ``RESTORE_GRACE_SECONDS`` after it was first seen, so
-      a worker holding a newer one (on its requests it checks twice a second in the refresh
-      window of the login it replaced) replaces it first, and the newest login wins.
+      version; that login is spent only ``refresh_timeout`` (at least
+      ``RESTORE_GRACE_SECONDS``) after it was first seen: a POST begun before the loss has
+      ended by then, and a worker holding a newer login (it checks twice a second in the
+      refresh window of the login it replaced) has put it back, so the newest login wins.
+    - Before the POST, a lease (Redis) is made to outlast the POST's timeout and checked to
+      be still ours.
     - A save that fails keeps the new tokens in memory, logs one error and retries.
 
     ``store=`` decides where tokens live (``token_file=`` means ``FileStore(token_file)``).
@@ -118,6 +123,7 @@ class OAuthTokenManager(Driver):
         clock: Callable[[], float] | None = None,
         grant: Grant | None = None,
         sleep: Callable[[float], None] | None = None,
+        refresh_timeout: float | None = None,
     ) -> None:
         """Load tokens from a store (or take them as arguments) and get ready to refresh them.
 
@@ -137,6 +143,9 @@ class OAuthTokenManager(Driver):
                 ``CLAUDE_TOKEN_REFRESH_THRESHOLD``, else 300).
             clock: The time source, in unix seconds (tests).
             sleep: Waits that many seconds; goes with ``clock`` (a simulation's virtual time).
+            refresh_timeout: Seconds a refresh POST may take (default 30). It also bounds two
+                waits: a lease is made to outlast it before the POST, and a login written back
+                after lost data is not spent before a POST begun before the loss has ended.
             grant: Replaces the refresh POST: ``grant(token_url, refresh_token, client_id)``
                 returns a ``TokenSet``; ``refresh_token`` is a masked ``Secret``
                 (``.reveal()`` gives the text).
@@ -152,7 +161,12 @@ class OAuthTokenManager(Driver):
         self.refresh_threshold = _config.refresh_threshold(refresh_threshold)
         self._clock = clock or time.time
         self._sleep = sleep or time.sleep
-        self._grant: Grant = grant or default_grant
+        self.refresh_timeout = (
+            REFRESH_TIMEOUT_SECONDS if refresh_timeout is None else float(refresh_timeout)
+        )
+        if not self.refresh_timeout > 0:
+            raise ValueError("refresh_timeout must be a positive number of seconds")
+        self._grant: Grant = grant or functools.partial(default_grant, timeout=self.refresh_timeout)
         self._lock = threading.Lock()
         self._holding_store_lock = False
         _live_managers[id(self)] = self

@@ -138,9 +138,15 @@ class RefreshSteps(BackoffSchedule, StoreSync):
         raise OAuthRefreshError(message, token_url=self.token_url, endpoint_status=status)
 
 
-def default_grant(token_url: str, refresh_token: Secret, client_id: str) -> TokenSet:
+def default_grant(
+    token_url: str, refresh_token: Secret, client_id: str, *, timeout: float = 30.0
+) -> TokenSet:
     from ._version import __version__
 
     return request_refresh(
-        token_url, refresh_token, client_id, user_agent=f"claude-oauth-auth/{__version__}"
+        token_url,
+        refresh_token,
+        client_id,
+        user_agent=f"claude-oauth-auth/{__version__}",
+        timeout=timeout,
     )

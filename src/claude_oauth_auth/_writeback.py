@@ -23,9 +23,11 @@ this process's own requests) in the refresh window of the login it replaced, whe
 still holding that one come to the store: if one of them wrote it back after the store lost its
 data, it is replaced by the newer login at once."""
 RESTORE_GRACE_SECONDS = 2.0
-"""A login written back after lost data (by this process or another) is not spent until this
-long after it was first seen: a worker holding a newer login replaces it meanwhile (it checks
-every ``WATCH_INTERVAL_SECONDS``). A still-valid access token is served meanwhile."""
+"""A login written back after lost data (by this process or another) is not spent until at
+least this long after it was first seen (and never before a refresh POST that could have
+started before the loss has ended: the manager's ``refresh_timeout``): a worker holding a
+newer login replaces it meanwhile (it checks every ``WATCH_INTERVAL_SECONDS``). A still-valid
+access token is served meanwhile."""
 
 
 class WriteBacks:
@@ -146,9 +148,6 @@ class WriteBacks:
         digest = token_digest(refresh_token)
         if again or digest != self._restored_digest:
             self._restored_digest, self._restored_at = digest, self._clock()
-
-    def _in_restore_grace(self) -> bool:
-        return self._clock() < self._restored_at + RESTORE_GRACE_SECONDS
 
     # ----- a stale write-back by another program ---------------------------------------------
 

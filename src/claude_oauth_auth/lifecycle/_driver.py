@@ -40,9 +40,15 @@ __all__ = ["Driver"]
 
 log = logging.getLogger("claude_oauth_auth")
 
+LEASE_MARGIN_SECONDS = 5.0
+"""Before a POST, a lease is made to last the POST's timeout plus this much (the time from
+the renewal to the POST's start, with room for a pause of the process)."""
+
 
 class Driver(RefreshSteps):
     """Carries out ``next_step``'s actions for the manager (its subclass)."""
+
+    refresh_timeout: float
 
     def _view(self, ask: Ask, before: Secret, rejected: Secret | None) -> View:
         now = self._clock()
@@ -62,7 +68,7 @@ class Driver(RefreshSteps):
             and now - self._last_save_attempt >= SAVE_RETRY_INTERVAL_SECONDS,
             retry_not_before=self._retry_not_before,
             last_refresh_at=self._last_refresh_at,
-            written_back_until=self._restored_at + RESTORE_GRACE_SECONDS,
+            written_back_until=self._restored_at + max(RESTORE_GRACE_SECONDS, self.refresh_timeout),
         )
 
     def _drive(self, kind: AskKind, rejected: Secret | None) -> str:
@@ -104,7 +110,7 @@ class Driver(RefreshSteps):
                     ask = ask.but(locked=False, read=True, waits=ask.waits + 1)
                     ask = ask.but(rechecked=ask.rechecked or ask.refused_now)
                 elif isinstance(action, Spend):
-                    if not self._still_holds_lock():
+                    if not self._lock_outlasts_the_post():
                         ask = ask.but(lock_lost=True)
                         continue
                     try:
@@ -185,9 +191,15 @@ class Driver(RefreshSteps):
             with contextlib.suppress(StoreError):
                 held.__exit__(None, None, None)
 
-    def _still_holds_lock(self) -> bool:
+    def _lock_outlasts_the_post(self) -> bool:
+        """A lease (Redis) is made to outlast the POST's timeout, then checked to be ours: a
+        stall longer than the lease, or a flush, let another worker take it meanwhile."""
+        extend = getattr(self.store, "extend_lock", None)
         holds_lock = getattr(self.store, "holds_lock", None)
-        if holds_lock is None or holds_lock():
+        if extend is not None:
+            if extend(self.refresh_timeout + LEASE_MARGIN_SECONDS):
+                return True
+        elif holds_lock is None or holds_lock():
             return True
         assert self.store is not None
         log.warning(

@@ -27,6 +27,7 @@ from .._errors import StoreConflict, StoreError
 from .._install import install_hint
 from .._tokens import TokenFormatError, TokenSet, parse_token_document, render_token_document
 from ._base import DEFAULT_LOCK_TIMEOUT, Version
+from ._redis_lease import LeaseRenewer
 from ._redis_scripts import DELETE_SCRIPT, PERMISSIONS_SCRIPT, RESTORE_SCRIPT, SAVE_SCRIPT
 from ._redis_text import (
     address_of,
@@ -91,6 +92,7 @@ class RedisStore:
         self._setup = threading.Lock()
         self._scripts: dict[str, Any] = {}
         self._leases: dict[int, Lock] = {}
+        self._renewers: dict[int, LeaseRenewer] = {}
         self._timed_out_until = 0.0
 
     def __repr__(self) -> str:
@@ -177,14 +179,16 @@ class RedisStore:
                 "it is released when that worker's refresh ends, "
                 f"or within {self.lease_seconds:g} s if that worker died",
             )
-        renewer = _LeaseRenewer(lease, self.lease_seconds, self.location, self.key)
+        renewer = LeaseRenewer(lease, self.lease_seconds, self.location, self.key)
         renewer.start()
         holder = threading.get_ident()
         self._leases[holder] = lease
+        self._renewers[holder] = renewer
         try:
             yield
         finally:
             self._leases.pop(holder, None)
+            self._renewers.pop(holder, None)
             renewer.stop()
             self._release(lease)
 
@@ -210,6 +214,24 @@ class RedisStore:
         if not refused:
             return ""
         return f"the Redis user may not run {refused} on {self.key}, which saves or the lease use"
+
+    def extend_lock(self, seconds: float) -> bool:
+        """Make this thread's lease last at least ``seconds`` from now (a refresh POST's
+        timeout), and say whether it is still ours: False when a stall or a flush let it run
+        out. One command; the renewer keeps it at least that long until then."""
+        holder = threading.get_ident()
+        lease, renewer = self._leases.get(holder), self._renewers.get(holder)
+        if lease is None or renewer is None:
+            return False
+        exceptions = self._import_redis().exceptions
+        ttl = max(seconds, self.lease_seconds)
+        with self._translate():
+            try:
+                lease.extend(ttl, replace_ttl=True)
+            except exceptions.LockError:
+                return False
+        renewer.hold_for(ttl)
+        return True
 
     def holds_lock(self) -> bool:
         """True while this thread's lease is still ours in Redis (one command). A flush or a
@@ -330,47 +352,3 @@ class RedisStore:
 
 def _is_version(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-class _LeaseRenewer:
-    """A daemon thread that pushes a held lease's expiry back every ``lease / 3`` seconds."""
-
-    def __init__(self, lease: Lock, lease_seconds: float, location: str, key: str) -> None:
-        self._lease = lease
-        self._key = key
-        self._interval = lease_seconds / 3
-        self._lease_seconds = lease_seconds
-        self._location = location
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name="claude-oauth-auth-redis-lease", daemon=True
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join(self._lease_seconds)
-
-    def _run(self) -> None:
-        import redis.exceptions
-
-        while not self._stopped.wait(self._interval):
-            try:
-                self._lease.reacquire()
-            except redis.exceptions.LockError:
-                if not self._stopped.is_set():
-                    log.warning(
-                        "%s: lost the refresh lease while holding it; "
-                        "another worker may refresh at the same time",
-                        self._location,
-                    )
-                return
-            except (redis.exceptions.RedisError, OSError) as error:
-                if not self._stopped.is_set():
-                    log.warning(
-                        "%s: could not renew the refresh lease (%s); trying again",
-                        self._location,
-                        failure_reason(error, self._key),
-                    )
