@@ -26,8 +26,8 @@ from fakeapi import FakeAnthropic, Fault
 from helpers import (
     auth_file_path,
     claude_code_path,
-    skip_backoff,
     run_cli,
+    skip_backoff,
     write_auth_file,
     write_claude_code_file,
 )
