@@ -187,8 +187,8 @@ class KeepFresh:
             if now < wake:
                 stop.wait(min(wake - now, self.check_every))
                 state = "running" if stop.is_set() else self._store_state(manager)
-                if state == "written back":
-                    manager.check_store()  # puts the sidecar's newer login back
+                if state in ("written back", "changed"):
+                    manager.check_store()  # puts the sidecar's newer login back, or adopts
                     wake = self._next_wake(manager)
                 if state != "lost":
                     continue
@@ -310,8 +310,9 @@ class KeepFresh:
     def _store_state(self, manager: OAuthTokenManager) -> str:
         """ "lost" when Redis was emptied (or the login deleted), "written back" when it holds
         a login other than ours that a worker wrote back after lost data, "written back by us"
-        when the login written back is the one we hold, else "running". Only stores that can
-        lose their data can tell."""
+        when the login written back is the one we hold, "changed" when it holds another login
+        (rotated elsewhere, or an older one after a rollback to a snapshot), else "running".
+        Only stores that can lose their data can tell."""
         if getattr(self.store, "may_restore", None) is None:
             return "running"  # a deleted file is a logout: the next refresh reports it
         try:
@@ -320,8 +321,8 @@ class KeepFresh:
             return "running"  # unreachable: the next refresh reports it
         if stored is None:
             return "lost"
-        if stored.extra.get("restored") is not True:
-            return "running"
+        if stored.extra.get("restored") is not True:  # another login: a rotation, or a rollback
+            return "running" if stored.refresh_token in (None, manager.refresh_token) else "changed"
         if stored.refresh_token == manager.refresh_token:
             return "written back by us"
         return "written back"

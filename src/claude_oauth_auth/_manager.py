@@ -15,10 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import _config
+from . import _config, _grant
 from ._backoff import Refusal
 from ._errors import ClaudeAuthError
-from ._grant import REFRESH_TIMEOUT_SECONDS
 from ._hooks import HookStore, overrides_hooks
 from ._spend import default_grant
 from ._sync import NOTHING_SERVED, Served, default_token_file, make_access_token
@@ -162,7 +161,7 @@ class OAuthTokenManager(Driver):
         self._clock = clock or time.time
         self._sleep = sleep or time.sleep
         self.refresh_timeout = (
-            REFRESH_TIMEOUT_SECONDS if refresh_timeout is None else float(refresh_timeout)
+            _grant.REFRESH_TIMEOUT_SECONDS if refresh_timeout is None else float(refresh_timeout)
         )
         if not self.refresh_timeout > 0:
             raise ValueError("refresh_timeout must be a positive number of seconds")

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -94,6 +95,9 @@ def _store_class(backend: Backend) -> type[SimStore]:
 
 def run(seed: int, plan: Plan, *, redis_url: str | None = None) -> Outcome:
     """Run ``plan`` with the scheduler seeded by ``seed``; never raises a violation."""
+    for thread in threading.enumerate():  # an earlier run's killed actors, still unwinding
+        if thread.name.startswith("sim-") and thread is not threading.current_thread():
+            thread.join(timeout=5)
     began = time.perf_counter()
     sched = Scheduler(seed, START)
     endpoint = Endpoint(sched, plan.lifetime, plan.faults)

@@ -53,6 +53,7 @@ class Lease:
     holder: SimStore
     tick: float  # the renewer's last tick
     expires_at: float
+    hold_until: float = 0.0  # ``extend_lock``: the renewer keeps it at least this long
 
 
 class Backend:
@@ -154,7 +155,7 @@ class Backend:
             lease.tick += period
             holder = lease.holder.owner
             if holder.died_at > lease.tick and not self.stalled(lease.tick):
-                lease.expires_at = lease.tick + self.lease_seconds
+                lease.expires_at = max(lease.tick + self.lease_seconds, lease.hold_until)
         if now >= lease.expires_at:
             self.drop_lease()
 
@@ -316,6 +317,16 @@ class SimRedisStore(SimStore):
     def holds_lock(self) -> bool:
         self._call("holds_lock")
         return self.backend.holder() is self
+
+    def extend_lock(self, seconds: float) -> bool:
+        """Like ``RedisStore.extend_lock``: the lease lasts ``seconds`` more, if still ours."""
+        self._call("extend_lock")
+        lease = self.backend.lease if self.backend.holder() is self else None
+        if lease is None:
+            return False
+        until = self.sched.now + max(seconds, self.backend.lease_seconds)
+        lease.hold_until, lease.expires_at = until, max(lease.expires_at, until)
+        return True
 
 
 class ModelRedis(Backend):

@@ -37,8 +37,8 @@ INVALID_GRANT_RECHECK_SECONDS = 0.5
 program that ignores our lock may have rotated the tokens and not written them yet."""
 WRITTEN_BACK_POLL_SECONDS = 0.25
 """How often a worker waiting out a written-back login looks for a newer one."""
-MAX_WRITTEN_BACK_WAITS = 64
-"""A bound on those looks even if the clock stands still."""
+MAX_WRITTEN_BACK_WAITS = 480
+"""A bound on those looks (two minutes of them) even if the clock stands still."""
 LOCK_ATTEMPTS = 3
 
 
@@ -86,8 +86,8 @@ def _under_lock(view: View, ask: Ask) -> Action:
     usable = view.valid and (ask.kind != "rejected" or view.differs_from_rejected)
     if ask.spent:
         return Serve()
-    if adopt and ask.kind != "forced" and _written_back(view, ask):
-        if usable:
+    if _written_back(view, ask):  # forced and explicit refreshes wait too: nothing spends it
+        if adopt and ask.kind != "forced" and usable:
             return Serve()
         # Give a worker holding a newer login the rest of the wait to put it back; the lock
         # is released meanwhile.
