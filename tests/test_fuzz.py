@@ -273,13 +273,15 @@ class Records(logging.Handler):
 def captured_logs() -> Iterator[Records]:
     handler = Records()
     root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
+    level, others = root.level, root.handlers[:]
+    # Ours alone: pytest's capture would keep the records too, and a surrogate-escaped variable
+    # in one cannot be sent from a pytest-xdist worker ("strings must be utf-8 encodable").
+    root.handlers = [handler]
     root.setLevel(logging.DEBUG)
     try:
         yield handler
     finally:
-        root.removeHandler(handler)
+        root.handlers = others
         root.setLevel(level)
 
 

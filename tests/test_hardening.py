@@ -480,7 +480,11 @@ SCENARIOS = ["transient_echoing_the_token", "invalid_grant", "partial_answer", "
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_tracebacks_with_locals_hold_no_secret(
-    scenario: str, server: FakeAnthropic, token_path: Path, monkeypatch: pytest.MonkeyPatch
+    scenario: str,
+    server: FakeAnthropic,
+    token_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    clock: Clock,
 ) -> None:
     access, refresh = expired_login(server, token_path)
     secrets = [access, refresh]
@@ -497,7 +501,9 @@ def test_tracebacks_with_locals_hold_no_secret(
         url = "http://127.0.0.1:9/v1/oauth/token"
     monkeypatch.setenv("CLAUDE_OAUTH_TOKEN_URL", url)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
-    manager = OAuthTokenManager(token_file=token_path)
+    # A clock that stands still: the request below comes within the first failure's backoff
+    # however slowly the machine runs (past it, a transient failure would have healed).
+    manager = OAuthTokenManager(token_file=token_path, clock=clock)
     with pytest.raises(Exception) as direct:
         manager.get_valid_token()
     with pytest.raises(anthropic.APIError) as through_the_sdk:

@@ -62,6 +62,9 @@ class Sidecar:
             return self._result
         try:
             self.process.wait(timeout)  # standard output is read by the reader thread only
+        except subprocess.TimeoutExpired:
+            message = f"keep-fresh still running after {timeout:g} s: {self.lines}"
+            raise AssertionError(message) from None
         finally:
             if self.process.poll() is None:
                 self.process.kill()
@@ -224,7 +227,9 @@ def test_a_sidecar_writes_back_a_login_redis_lost_and_stops_on_a_logout(
         assert login_survives(redis_server.url, oauth_env)  # back in Redis, and renewed
         assert oauth_env.token_posts == 1 and oauth_env.invalid_grants == 0
         store.delete()  # `claude-oauth-auth logout --store URL`: on purpose
-        code, stderr = sidecar.finish(timeout=20)
+        # At once when idle; the bound leaves room for its re-reads of the store (up to 10 s of
+        # wall time before it calls a login dead) on a machine busy with other work.
+        code, stderr = sidecar.finish(timeout=60)
     finally:
         sidecar.stop()
     assert code == 1, (sidecar.lines, stderr)
