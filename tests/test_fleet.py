@@ -24,6 +24,7 @@ from fakeapi import FakeAnthropic
 from redis_server import RedisServer
 
 from claude_oauth_auth import ClaudeClient, OAuthTokenManager
+from claude_oauth_auth._grant import REFRESH_TIMEOUT_SECONDS
 from claude_oauth_auth._writeback import RESTORE_GRACE_SECONDS
 from claude_oauth_auth.stores import RedisStore, StoreError, TokenSet
 
@@ -396,9 +397,11 @@ def test_redis_stopped_then_back(
     assert f"{store.location}: cannot reach Redis (connection refused)" in chain, chain
     assert oauth_env.token_posts == 0  # no local refresh that would fork the chain
     redis_server.start()  # same port, no persistence: empty
-    # The client writes its login back and, before spending it, waits the grace on its clock
-    # (for a newer login from another worker), which this timer moves on meanwhile.
-    grace = threading.Timer(0.3, clock.advance, args=(RESTORE_GRACE_SECONDS + 0.1,))
+    # The client writes its login back and, before spending it, waits on its clock for a newer
+    # login from another worker and for any POST begun before the loss (the refresh timeout),
+    # which this timer moves on meanwhile.
+    wait = max(RESTORE_GRACE_SECONDS, REFRESH_TIMEOUT_SECONDS) + 0.1
+    grace = threading.Timer(0.3, clock.advance, args=(wait,))
     grace.start()
     try:
         _request(client)
