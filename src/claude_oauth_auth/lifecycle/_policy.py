@@ -67,10 +67,8 @@ def _before_lock(view: View, ask: Ask) -> Action:
         return ReadStore()
     if ask.kind == "rejected" and view.differs_from_rejected and view.fresh:
         return Serve()  # another program rotated it
-    if view.refused:  # a plain request keeps a still-valid token the once it was refused
-        return (
-            Serve(warn=True) if ask.refused_now and plain and view.valid else Fail(FailKind.REFUSED)
-        )
+    if view.refused:
+        return Fail(FailKind.REFUSED)
     if plain and view.fresh:
         return Serve()
     if plain and view.valid and _written_back(view, ask):
