@@ -26,6 +26,7 @@ from typing import Any
 
 from ._errors import TokenRefreshError
 from ._tokens import Secret
+from .lifecycle._state import Refusal, WorkerState
 
 __all__ = [
     "BACKOFF_BASE_SECONDS",
@@ -66,15 +67,6 @@ def refusal_key(token_url: str, client_id: str, refresh_token: str) -> str:
     """A digest naming one refresh token at one endpoint for one client: a verdict on it does
     not outlive a fix of the token URL or the client id."""
     return token_digest("\n".join((token_url, client_id, refresh_token)))
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """The endpoint refused a refresh token (``key``: ``refusal_key``) for good: its words."""
-
-    key: str
-    reason: str
-    status: int | None
 
 
 @dataclass
@@ -173,11 +165,7 @@ class BackoffSchedule:
 
     store: Any
     _clock: Callable[[], float]
-    _retry_not_before: float
-    _failures: int
-    _last_error: str
-    _spent: list[str]
-    _refused: list[Refusal]
+    _state: WorkerState
     _rng: random.Random
     _holding_store_lock: bool
     token_url: str
@@ -186,38 +174,40 @@ class BackoffSchedule:
     @property
     def retry_in(self) -> float:
         """Seconds until the next refresh attempt is allowed after a failure (0: now)."""
-        return max(0.0, self._retry_not_before - self._clock())
+        return max(0.0, self._state.backoff.retry_not_before - self._clock())
 
     def _schedule_retry(self, error: Exception) -> None:
-        self._failures += 1
+        self._state.backoff.failures += 1
         retry_after = getattr(error, "retry_after", None)
-        delay = backoff_delay(self._failures, retry_after, self._rng)
-        self._retry_not_before = self._clock() + delay
-        self._last_error = str(error)[:MAX_REASON_CHARS]
+        delay = backoff_delay(self._state.backoff.failures, retry_after, self._rng)
+        self._state.backoff.retry_not_before = self._clock() + delay
+        self._state.backoff.last_error = str(error)[:MAX_REASON_CHARS]
 
     def _backing_off(self, now: float) -> TokenRefreshError:
-        left = self._retry_not_before - now
+        left = self._state.backoff.retry_not_before - now
         return TokenRefreshError(
-            f"OAuth refresh is backing off after a failure ({self._last_error}); "
+            f"OAuth refresh is backing off after a failure ({self._state.backoff.last_error}); "
             f"next attempt in {left:.0f} s",
             retry_after=left,
         )
 
     def _remember_spent(self, spent: Secret) -> None:
         digest = token_digest(spent.reveal())
-        if digest not in self._spent:
-            self._spent = [*self._spent, digest][-MAX_SPENT:]
+        if digest not in self._state.known.spent:
+            self._state.known.spent = [*self._state.known.spent, digest][-MAX_SPENT:]
 
     def _refusal_of(self, token: str) -> Refusal | None:
         """The verdict a process sharing the store recorded on ``token``, if any."""
         key = refusal_key(self.token_url, self.client_id, token)
-        return next((item for item in self._refused if item.key == key), None)
+        return next((item for item in self._state.known.refused if item.key == key), None)
 
     def _record_refusal(self, token: Secret, reason: str, status: int | None) -> None:
         """``invalid_grant``: tell every process sharing the store (under its lock)."""
         key = refusal_key(self.token_url, self.client_id, token.reveal())
-        kept = [item for item in self._refused if item.key != key]
-        self._refused = [*kept, Refusal(key, reason[:MAX_REASON_CHARS], status)][-MAX_SPENT:]
+        kept = [item for item in self._state.known.refused if item.key != key]
+        self._state.known.refused = [*kept, Refusal(key, reason[:MAX_REASON_CHARS], status)][
+            -MAX_SPENT:
+        ]
         self._write_shared_backoff()
 
     def _state_file(self) -> Path | None:
@@ -233,33 +223,33 @@ class BackoffSchedule:
             return
         state = read_shared_state(path)
         for digest in state.spent:
-            if digest not in self._spent:
-                self._spent = [*self._spent, digest][-MAX_SPENT:]
-        known = {item.key for item in self._refused}
+            if digest not in self._state.known.spent:
+                self._state.known.spent = [*self._state.known.spent, digest][-MAX_SPENT:]
+        known = {item.key for item in self._state.known.refused}
         fresh = [item for item in state.refused if item.key not in known]
-        self._refused = [*self._refused, *fresh][-MAX_SPENT:]
-        if state.retry_not_before > self._retry_not_before:
-            self._retry_not_before = state.retry_not_before
-            self._failures = max(self._failures, state.failures)
-            self._last_error = state.last_error or "in another process"
+        self._state.known.refused = [*self._state.known.refused, *fresh][-MAX_SPENT:]
+        if state.retry_not_before > self._state.backoff.retry_not_before:
+            self._state.backoff.retry_not_before = state.retry_not_before
+            self._state.backoff.failures = max(self._state.backoff.failures, state.failures)
+            self._state.backoff.last_error = state.last_error or "in another process"
 
     def _write_shared_backoff(self) -> None:
         path = self._state_file()
         if path is not None:
             state = SharedState(
-                self._retry_not_before,
-                self._failures,
-                list(self._spent),
-                self._last_error,
-                list(self._refused),
+                self._state.backoff.retry_not_before,
+                self._state.backoff.failures,
+                list(self._state.known.spent),
+                self._state.backoff.last_error,
+                list(self._state.known.refused),
             )
             write_shared_state(path, state)
 
     def _clear_backoff(self, spent: Secret) -> None:
         """A refresh succeeded (and was saved): attempts are free again; ``spent`` is
         remembered as spent, by every process."""
-        self._failures = 0
-        self._retry_not_before = -math.inf
-        self._last_error = ""
+        self._state.backoff.failures = 0
+        self._state.backoff.retry_not_before = -math.inf
+        self._state.backoff.last_error = ""
         self._remember_spent(spent)
         self._write_shared_backoff()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
-import math
 import os
 import random
 import threading
@@ -16,15 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import _config, _grant
-from ._backoff import Refusal
 from ._errors import ClaudeAuthError
 from ._hooks import HookStore, overrides_hooks
 from ._spend import default_grant
 from ._sync import NOTHING_SERVED, Served, default_token_file, make_access_token
 from ._tokens import Secret, TokenSet, has_control_characters, mask
 from .lifecycle._driver import Driver
-from .lifecycle._state import AskKind
-from .stores._base import TokenStore, Version
+from .lifecycle._state import AskKind, WorkerState
+from .stores._base import TokenStore
 from .stores._file import FileStore, path_of
 
 if TYPE_CHECKING:
@@ -170,24 +168,9 @@ class OAuthTokenManager(Driver):
         self._holding_store_lock = False
         _live_managers[id(self)] = self
         self._served = NOTHING_SERVED
-        self._version: Version = None
-        self._next_poll = -math.inf
-        self._last_refresh_at = -math.inf
-        self._retry_not_before = -math.inf
-        self._failures = 0
-        self._last_error = ""
-        self._spent: list[str] = []
-        self._refused: list[Refusal] = []
+        self._state = WorkerState()
         self._rng = random.Random()
-        self._granted_lifetime: float | None = None
-        self._failure: tuple[str, str | None, int | None] | None = None  # why, token, status
-        self._unsaved: TokenSet | None = None
-        self._last_save_attempt = -math.inf
-        self._restored_at = -math.inf
-        self._watch = (-math.inf, -math.inf)
-        self._restored_digest = ""
         self.access_token = self.refresh_token = self.token_expiry = None
-        self._tokens: TokenSet | None = None
         given = access_token is not None or refresh_token is not None
         path = _config.expand_path(token_file) if token_file is not None else None
         if store is None and overrides_hooks(self):
@@ -201,7 +184,7 @@ class OAuthTokenManager(Driver):
                     raise ValueError("a token must not contain control characters (CR, LF, NUL)")
             expiry = None if token_expiry is None else float(token_expiry)
             self._adopt(TokenSet(access_token or "", refresh_token, expiry))
-            self._version = store.version() if store is not None else None
+            self._state.version = store.version() if store is not None else None
         else:
             self._reload()
 
@@ -222,7 +205,7 @@ class OAuthTokenManager(Driver):
     @property
     def permanent_failure(self) -> str | None:
         """Why OAuth stopped working for this manager (the endpoint's words), or None."""
-        return None if self._failure is None else self._failure[0]
+        return None if self._state.failure is None else self._state.failure[0]
 
     @property
     def can_refresh(self) -> bool:
@@ -231,7 +214,7 @@ class OAuthTokenManager(Driver):
     @property
     def unsaved(self) -> bool:
         """True while rotated tokens could not be saved (they live only in memory)."""
-        return self._unsaved is not None
+        return self._state.unsaved is not None
 
     def needs_refresh(self) -> bool:
         """True when the token is within the refresh threshold of expiry (or missing)."""
@@ -273,7 +256,7 @@ class OAuthTokenManager(Driver):
                 return served.text
         refused = None if rejected is None else Secret(rejected)
         del rejected  # from here on only masked: tracebacks that record locals stay clean
-        if not force and refused is None and self.is_token_valid() and self._failure is None:
+        if not force and refused is None and self.is_token_valid() and self._state.failure is None:
             # Advisory window: serve the still-valid token rather than queue behind a refresh.
             if not self._lock.acquire(blocking=False):
                 return self._current()
@@ -337,4 +320,4 @@ class OAuthTokenManager(Driver):
             return
         tokens = TokenSet(self.access_token, self.refresh_token, self.token_expiry)
         self.store.save(tokens, expected_version=self.store.version())
-        self._version = self.store.version()
+        self._state.version = self.store.version()

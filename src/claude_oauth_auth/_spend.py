@@ -34,13 +34,15 @@ class RefreshSteps(BackoffSchedule, StoreSync):
     def _adopt_shared_refusal(self) -> None:
         """Under the lock: a refresh token another process had refused is not spent again."""
         token = self.refresh_token
-        verdict = None if self._failure is not None or token is None else self._refusal_of(token)
+        verdict = (
+            None if self._state.failure is not None or token is None else self._refusal_of(token)
+        )
         if verdict is not None and self.store is not None:
             log.info(
                 "Another process using %s had this refresh token refused; not sending it again",
                 self.store.location,
             )
-            self._failure = (verdict.reason, token, verdict.status)
+            self._state.failure = (verdict.reason, token, verdict.status)
 
     def _check_writable(self, store: TokenStore) -> None:
         """Don't spend a single-use refresh token whose successor could not be saved."""
@@ -78,14 +80,14 @@ class RefreshSteps(BackoffSchedule, StoreSync):
                 # refresh token.
                 return self._current() if self.is_token_valid() else self._spend_refresh_token()
             message = f"the token endpoint refused the refresh token ({refused})"
-            self._failure = (message, spent.reveal(), refused.status)
+            self._state.failure = (message, spent.reveal(), refused.status)
             if refused.error == "invalid_grant":  # the token is dead, whoever sends it
                 self._record_refusal(spent, message, refused.status)
             self._raise_refused(message, refused.status)
         except PartialAnswer as partial:
             self._save_partial_answer(partial.tokens, spent)
             raise
-        previous = self._tokens
+        previous = self._state.tokens
         fresh = TokenSet(
             fresh.access_token,
             fresh.refresh_token or spent.reveal(),
@@ -96,20 +98,20 @@ class RefreshSteps(BackoffSchedule, StoreSync):
         if fresh.expires_at is not None:
             # Measured from the answer, not from the POST: a threshold equal to the granted
             # lifetime must count as reaching it (else every request refreshes).
-            self._granted_lifetime = max(0.0, fresh.expires_at - self._clock())
+            self._state.granted_lifetime = max(0.0, fresh.expires_at - self._clock())
         self._persist(fresh, spent=spent)  # first: every moment before it can lose the login
         self._clear_backoff(spent)
         log.info(
             "Refreshed the OAuth access token (valid for %.0f s)%s",
             (self.token_expiry or 0) - self._clock(),
-            f"; saved to {self.store.location}" if self.store and not self._unsaved else "",
+            f"; saved to {self.store.location}" if self.store and not self._state.unsaved else "",
         )
         return self._current()
 
     def _save_partial_answer(self, rotated: TokenSet, spent: Secret) -> None:
         """A 200 with a new refresh token but no usable access token: save the new refresh
         token with the access token we hold (the old one is spent: dropping it loses the login)."""
-        previous = self._tokens
+        previous = self._state.tokens
         kept = TokenSet(
             previous.access_token if previous else "",
             rotated.refresh_token,
@@ -127,7 +129,7 @@ class RefreshSteps(BackoffSchedule, StoreSync):
             return False
         self._reload_quietly()
         if self.refresh_token is not None and self.refresh_token != spent.reveal():
-            self._last_refresh_at = self._clock()
+            self._state.last_refresh_at = self._clock()
             log.info("Adopted OAuth tokens another program refreshed")
             return True
         return False

@@ -13,7 +13,7 @@ from . import _config
 from ._errors import StoreConflict, StoreError, TokenFileError
 from ._tokens import Secret, TokenSet
 from ._writeback import WATCH_INTERVAL_SECONDS, WriteBacks
-from .stores._base import DEFAULT_LOCK_TIMEOUT, TokenStore, Version
+from .stores._base import DEFAULT_LOCK_TIMEOUT, TokenStore
 
 if TYPE_CHECKING:
     from anthropic.lib.credentials import AccessToken
@@ -79,20 +79,8 @@ class StoreSync(WriteBacks):
     _explicit_client_id: str | None
     _explicit_token_url: str | None
     _clock: Callable[[], float]
-    _tokens: TokenSet | None
     _served: Served
-    _version: Version
-    _next_poll: float
-    _last_refresh_at: float
-    _failure: tuple[str, str | None, int | None] | None
-    _unsaved: TokenSet | None
-    _last_save_attempt: float
-    _granted_lifetime: float | None
-    _spent: list[str]
     _holding_store_lock: bool
-    _restored_at: float
-    _restored_digest: str
-    _watch: tuple[float, float]
 
     def is_token_valid(self) -> bool:
         """True when there is an access token and it has not expired."""
@@ -103,7 +91,7 @@ class StoreSync(WriteBacks):
         """The refresh threshold; one at or above the lifetime the endpoint last granted is
         capped at half that lifetime, so it refreshes once per half-lifetime, not on every
         request. A threshold below the lifetime is used as given (a sidecar's, say)."""
-        lifetime = self._granted_lifetime
+        lifetime = self._state.granted_lifetime
         if lifetime is None or self.refresh_threshold < lifetime:
             return self.refresh_threshold
         return lifetime / 2
@@ -114,11 +102,11 @@ class StoreSync(WriteBacks):
 
     def _adopt(self, tokens: TokenSet | None) -> None:
         """Make ``tokens`` current and recompute until when the fast path may serve them."""
-        held, self._tokens = self._tokens, tokens
+        held, self._state.tokens = self._state.tokens, tokens
         self._served = NOTHING_SERVED
         if held is not None and held.expires_at is not None and _replaces(held, tokens):
             # Workers still holding ``held`` come to the store in its refresh window.
-            self._watch = (held.expires_at - self._threshold(), held.expires_at)
+            self._state.watch = (held.expires_at - self._threshold(), held.expires_at)
         if tokens is None:
             self.access_token = self.refresh_token = self.token_expiry = None
             return
@@ -133,16 +121,20 @@ class StoreSync(WriteBacks):
 
     def _schedule_fast_path(self, now: float) -> None:
         poll = getattr(self.store, "poll_interval", 1.0) if self.store is not None else None
-        start, end = self._watch
+        start, end = self._state.watch
         if poll is None and now < end and self._restore_method() is not None:
             poll = WATCH_INTERVAL_SECONDS if now >= start else start - now
-        self._next_poll = now + poll if poll is not None else math.inf
-        if not self.access_token or self._failure is not None or self._unsaved is not None:
+        self._state.next_poll = now + poll if poll is not None else math.inf
+        if (
+            not self.access_token
+            or self._state.failure is not None
+            or self._state.unsaved is not None
+        ):
             self._served = NOTHING_SERVED
             return
         expiry = self.token_expiry
         fresh_until = math.inf if expiry is None else expiry - self._threshold()
-        self._served = Served(min(fresh_until, self._next_poll), self.access_token, None)
+        self._served = Served(min(fresh_until, self._state.next_poll), self.access_token, None)
 
     def _reload(self) -> None:
         """Read the store; a missing login is a TokenFileError naming where it was looked for."""
@@ -165,20 +157,20 @@ class StoreSync(WriteBacks):
         if self._is_stale_write_back(tokens):
             self._keep_ours_over_stale_write_back(version)
             return
-        self._version = version
+        self._state.version = version
         self._adopt(tokens)
         if tokens.extra.get("restored") and tokens.refresh_token is not None:
             self._start_restore_grace(tokens.refresh_token)  # whoever wrote it back
-        if self._failure is not None and self.refresh_token != self._failure[1]:
+        if self._state.failure is not None and self.refresh_token != self._state.failure[1]:
             log.info("New OAuth tokens found in storage; OAuth is usable again")
-            self._failure = None
+            self._state.failure = None
             self._schedule_fast_path(self._clock())
 
     def _reload_if_changed(self, now: float) -> None:
         if self.store is None:
             return
         try:
-            changed = self.store.version() != self._version
+            changed = self.store.version() != self._state.version
         except StoreError:
             expiry = self.token_expiry
             if self.access_token and (expiry is None or expiry > now):
@@ -191,15 +183,15 @@ class StoreSync(WriteBacks):
 
     def _reload_quietly(self) -> None:
         """Re-read the store, keeping what is in memory if it is unreadable right now."""
-        if self.store is None or self._unsaved is not None:
+        if self.store is None or self._state.unsaved is not None:
             return
         try:
             self._reload()
         except (StoreError, OSError, ValueError) as error:
             if self._restore_method() is None:  # else the version ranks the held login
-                self._version = self.store.version()
+                self._state.version = self.store.version()
             self._schedule_fast_path(self._clock())
-            if self._tokens is not None:
+            if self._state.tokens is not None:
                 log.warning(
                     "Could not re-read OAuth tokens (%s); keeping the ones in memory", error
                 )
@@ -208,12 +200,12 @@ class StoreSync(WriteBacks):
 
     def _persist(self, fresh: TokenSet, *, spent: Secret) -> None:
         """Save ``fresh`` (compare-and-set) before it is used; never drop it."""
-        self._last_refresh_at = self._last_save_attempt = self._clock()
+        self._state.last_refresh_at = self._state.last_save_attempt = self._clock()
         store = self.store
         if store is not None:
             try:
                 try:
-                    store.save(fresh, expected_version=self._version)
+                    store.save(fresh, expected_version=self._state.version)
                 except StoreConflict:
                     if self._newer_login_in_store(spent, fresh):
                         return
@@ -226,9 +218,9 @@ class StoreSync(WriteBacks):
                     store.location,
                     getattr(error, "strerror", None) or error,
                 )
-                self._unsaved = fresh
+                self._state.unsaved = fresh
             else:
-                self._version = store.version()
+                self._state.version = store.version()
         self._adopt(fresh)
 
     def _newer_login_in_store(self, spent: Secret, fresh: TokenSet) -> bool:
@@ -243,17 +235,17 @@ class StoreSync(WriteBacks):
         if (theirs.expires_at or math.inf) < (fresh.expires_at or math.inf):
             return False
         log.warning("A newer login was saved to %s meanwhile; using it", self.store.location)
-        self._version = self.store.version()
+        self._state.version = self.store.version()
         self._adopt(theirs)
         return True
 
     def _retry_save(self, now: float) -> None:
-        pending, store = self._unsaved, self.store
+        pending, store = self._state.unsaved, self.store
         if pending is None or store is None:
             return
-        if now - self._last_save_attempt < SAVE_RETRY_INTERVAL_SECONDS:
+        if now - self._state.last_save_attempt < SAVE_RETRY_INTERVAL_SECONDS:
             return
-        self._last_save_attempt = now
+        self._state.last_save_attempt = now
         try:
             with store.lock(DEFAULT_LOCK_TIMEOUT):
                 self._holding_store_lock = True
@@ -265,6 +257,6 @@ class StoreSync(WriteBacks):
             log.debug("Saving the rotated OAuth tokens failed again: %s", error)
             return
         log.info("Saved the rotated OAuth tokens to %s after an earlier failure", store.location)
-        self._unsaved = None
-        self._version = store.version()
+        self._state.unsaved = None
+        self._state.version = store.version()
         self._schedule_fast_path(now)

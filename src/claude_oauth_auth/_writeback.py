@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from ._backoff import read_shared_state, state_path, token_digest
 from ._errors import StoreConflict, StoreError
 from ._tokens import TokenSet
+from .lifecycle._state import WorkerState
 from .stores._base import DEFAULT_LOCK_TIMEOUT, TokenStore, Version
 from .stores._file import path_of
 
@@ -36,14 +37,9 @@ class WriteBacks:
     store: TokenStore | None
     refresh_token: str | None
     _clock: Callable[[], float]
+    _state: WorkerState
     _sleep: Callable[[float], None]
-    _tokens: TokenSet | None
-    _version: Version
-    _failure: tuple[str, str | None, int | None] | None
-    _spent: list[str]
     _holding_store_lock: bool
-    _restored_at: float
-    _restored_digest: str
 
     access_token: str | None
 
@@ -67,17 +63,17 @@ class WriteBacks:
         """The store lost its data (a Redis flush or restart), not a logout: write back the
         login held in memory, only into a still-empty store (so never over a newer one).
         True when the store now holds a login again (ours, or another worker's written first)."""
-        store, held = self.store, self._tokens
+        store, held = self.store, self._state.tokens
         may_restore = getattr(store, "may_restore", None)
         if store is None or held is None or held.refresh_token is None or may_restore is None:
             return False
-        if self._failure is not None:
+        if self._state.failure is not None:
             return False  # a refused login is not worth restoring
         if not may_restore():
             log.warning("The OAuth login was deleted from %s; no longer using it", store.location)
             self._adopt(None)  # a logout or a move: spending it here would fork the chain
             return False
-        restore, version = self._restore_method(), self._version
+        restore, version = self._restore_method(), self._state.version
         if restore is not None and not isinstance(version, int):
             return False  # no version to rank it by: a plain save would outrank newer logins
         try:
@@ -100,7 +96,11 @@ class WriteBacks:
         since its refresh token now lives elsewhere or is revoked. A store that can lose its
         data says so with ``may_restore`` (handled above)."""
         store = self.store
-        if self._version is None or self._tokens is None or hasattr(store, "may_restore"):
+        if (
+            self._state.version is None
+            or self._state.tokens is None
+            or hasattr(store, "may_restore")
+        ):
             return  # never stored yet (tokens given as arguments), or Redis
         assert store is not None
         log.warning(
@@ -108,13 +108,13 @@ class WriteBacks:
             "using it",
             store.location,
         )
-        self._version = None
+        self._state.version = None
         self._adopt(None)
 
     def _went_back(self, version: Version, theirs: TokenSet) -> bool:
         """The store holds an older version than our login: a worker wrote back what it held
         after the store lost its data, while we hold the newer login."""
-        ours, mine = self._tokens, self._version
+        ours, mine = self._state.tokens, self._state.version
         return (
             self._restore_method() is not None
             and isinstance(version, int)
@@ -122,15 +122,15 @@ class WriteBacks:
             and version < mine
             and ours is not None
             and ours.refresh_token not in (None, theirs.refresh_token)
-            and self._failure is None
+            and self._state.failure is None
         )
 
     def _write_back_newer(self) -> None:
         """Replace the older login with ours, under our version (never over a newer one)."""
-        store, ours, restore = self.store, self._tokens, self._restore_method()
+        store, ours, restore = self.store, self._state.tokens, self._restore_method()
         assert store is not None and ours is not None and restore is not None
         try:
-            restore(ours, version=self._version)
+            restore(ours, version=self._state.version)
         except StoreConflict:
             return  # a newer login meanwhile: the next check reads it
         except (StoreError, OSError) as error:
@@ -146,20 +146,20 @@ class WriteBacks:
         """A login written back after lost data is spent only after the grace, counted from
         when this process first saw it (``again``: from now, as after our own write-back)."""
         digest = token_digest(refresh_token)
-        if again or digest != self._restored_digest:
-            self._restored_digest, self._restored_at = digest, self._clock()
+        if again or digest != self._state.written_back.digest:
+            self._state.written_back.digest, self._state.written_back.at = digest, self._clock()
 
     # ----- a stale write-back by another program ---------------------------------------------
 
     def _is_stale_write_back(self, theirs: TokenSet) -> bool:
         """The store holds a refresh token we (or another process of ours) already spent."""
-        ours = self._tokens
+        ours = self._state.tokens
         if ours is None or ours.refresh_token is None or theirs.refresh_token is None:
             return False
         if theirs.refresh_token == ours.refresh_token:
             return False
         digest = token_digest(theirs.refresh_token)
-        if digest in self._spent:
+        if digest in self._state.known.spent:
             return True
         path = path_of(self.store)
         return path is not None and digest in read_shared_state(state_path(path)).spent
@@ -168,11 +168,11 @@ class WriteBacks:
         """At exit: if another writer put an older login (one we spent) over ours since we last
         looked, write ours back; the process takes the only live login with it otherwise."""
         store = self.store
-        if store is None or not self._spent or self._tokens is None:
+        if store is None or not self._state.known.spent or self._state.tokens is None:
             return
         try:
             version = store.version()
-            if version == self._version:
+            if version == self._state.version:
                 return
             theirs = store.load()
         except (StoreError, OSError, ValueError):
@@ -182,14 +182,14 @@ class WriteBacks:
 
     def _keep_ours_over_stale_write_back(self, version: Version) -> None:
         """Keep our newer tokens and write them back (under the store's lock)."""
-        store, ours = self.store, self._tokens
+        store, ours = self.store, self._state.tokens
         assert store is not None and ours is not None
         log.warning(
             "%s holds OAuth tokens older than ours (a stale write-back by another program); "
             "keeping ours and writing them back",
             store.location,
         )
-        self._version = version
+        self._state.version = version
         try:
             if self._holding_store_lock:
                 store.save(ours, expected_version=version)
@@ -202,4 +202,4 @@ class WriteBacks:
         except (StoreError, OSError) as error:
             log.warning("Could not write the newer OAuth tokens back: %s", error)
             return
-        self._version = store.version()
+        self._state.version = store.version()

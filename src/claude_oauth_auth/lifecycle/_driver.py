@@ -62,13 +62,14 @@ class Driver(RefreshSteps):
             replaced=bool(access) and access not in (before.reveal(), refused),
             differs_from_rejected=refused is not None and bool(access) and access != refused,
             has_store=self.store is not None,
-            next_poll=self._next_poll,
-            refused=self._failure is not None,
-            unsaved_retry_due=self._unsaved is not None
-            and now - self._last_save_attempt >= SAVE_RETRY_INTERVAL_SECONDS,
-            retry_not_before=self._retry_not_before,
-            last_refresh_at=self._last_refresh_at,
-            written_back_until=self._restored_at + max(RESTORE_GRACE_SECONDS, self.refresh_timeout),
+            next_poll=self._state.next_poll,
+            refused=self._state.failure is not None,
+            unsaved_retry_due=self._state.unsaved is not None
+            and now - self._state.last_save_attempt >= SAVE_RETRY_INTERVAL_SECONDS,
+            retry_not_before=self._state.backoff.retry_not_before,
+            last_refresh_at=self._state.last_refresh_at,
+            written_back_until=self._state.written_back.at
+            + max(RESTORE_GRACE_SECONDS, self.refresh_timeout),
         )
 
     def _drive(self, kind: AskKind, rejected: Secret | None) -> str:
@@ -116,7 +117,7 @@ class Driver(RefreshSteps):
                     try:
                         self._spend_and_record()
                     except ClaudeAuthError as failure:
-                        if self._failure is not None and not ask.refused_now:
+                        if self._state.failure is not None and not ask.refused_now:
                             error, ask = failure, ask.but(refused_now=True)  # re-read first
                             continue
                         if not isinstance(failure, (TokenRefreshError, StoreError)):
@@ -131,7 +132,7 @@ class Driver(RefreshSteps):
 
     def _serve(self, action: Serve, error: Exception | None) -> str:
         if action.adopted:
-            self._last_refresh_at = self._clock()
+            self._state.last_refresh_at = self._clock()
             log.debug("Adopted OAuth tokens another process refreshed")
         if action.warn:
             log.warning(
@@ -139,13 +140,13 @@ class Driver(RefreshSteps):
                 "valid for %.0f s, and retrying in %.0f s",
                 error,
                 (self.token_expiry or 0) - self._clock(),
-                max(0.0, self._retry_not_before - self._clock()),
+                max(0.0, self._state.backoff.retry_not_before - self._clock()),
             )
         return self._current()
 
     def _fail(self, kind: FailKind, error: Exception | None) -> NoReturn:
-        if kind is FailKind.REFUSED and self._failure is not None:
-            self._raise_refused(self._failure[0], self._failure[2])
+        if kind is FailKind.REFUSED and self._state.failure is not None:
+            self._raise_refused(self._state.failure[0], self._state.failure[2])
         if kind is FailKind.BACKING_OFF:
             raise self._backing_off(self._clock())
         if kind is FailKind.LOCK_LOST and self.store is not None:
@@ -160,7 +161,7 @@ class Driver(RefreshSteps):
 
     def _attempt_failed(self, error: Exception, ask: Ask) -> Exception:
         """A failed attempt schedules the next one for everyone (unless it already did)."""
-        if ask.kind != "refresh" and self._retry_not_before <= self._clock():
+        if ask.kind != "refresh" and self._state.backoff.retry_not_before <= self._clock():
             self._schedule_retry(error)
         return error
 

@@ -6,16 +6,24 @@ worker holds and what the store last showed, asks ``next_step`` and carries out 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Hashable
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Literal
 
+from .._tokens import TokenSet
+
 __all__ = [
     "Action",
     "Ask",
+    "Backoff",
     "Fail",
     "FailKind",
+    "Failure",
+    "Known",
     "ReadStore",
+    "Refusal",
     "RetakeLock",
     "RetrySave",
     "Serve",
@@ -23,7 +31,68 @@ __all__ = [
     "TakeLock",
     "View",
     "WaitUntil",
+    "WorkerState",
+    "WrittenBack",
 ]
+
+Failure = tuple[str, str | None, int | None]
+"""Why OAuth stopped (the endpoint's words), the refresh token it refused, its HTTP status."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The endpoint refused a refresh token (``key``: ``refusal_key``) for good: its words."""
+
+    key: str
+    reason: str
+    status: int | None
+
+
+@dataclass(slots=True)
+class Backoff:
+    """The next refresh attempt after failures, shared by every worker of a store."""
+
+    retry_not_before: float = -math.inf
+    failures: int = 0
+    last_error: str = ""
+
+
+@dataclass(slots=True)
+class Known:
+    """What the workers sharing a store learned about refresh tokens (digests, never text)."""
+
+    spent: list[str] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class WrittenBack:
+    """A login written back after the store lost its data: when first seen, and which."""
+
+    at: float = -math.inf
+    digest: str = ""
+
+
+@dataclass(slots=True)
+class WorkerState:
+    """Everything one worker holds between asks: one value, read by the driver into a
+    ``View`` and changed only by the driver's actions."""
+
+    tokens: TokenSet | None = None
+    version: Hashable = None
+    """The store's version when ``tokens`` were read or saved."""
+    next_poll: float = -math.inf
+    watch: tuple[float, float] = (-math.inf, -math.inf)
+    """The refresh window of the login just replaced: its holders come to the store then."""
+    failure: Failure | None = None
+    unsaved: TokenSet | None = None
+    last_save_attempt: float = -math.inf
+    last_refresh_at: float = -math.inf
+    granted_lifetime: float | None = None
+    backoff: Backoff = field(default_factory=Backoff)
+    known: Known = field(default_factory=Known)
+    written_back: WrittenBack = field(default_factory=WrittenBack)
+
 
 AskKind = Literal["plain", "forced", "rejected", "refresh"]
 """``plain``: a token for a request; ``forced``: the SDK asked for a new one; ``rejected``: the
