@@ -7,7 +7,7 @@ passed (once a second for a file), so the median is the memory path. Measured in
 timer's own cost is negligible per batch); reported as the median over batches of the per-call
 time, in microseconds, beside the SDK's own ``StaticToken`` and as a ratio to it.
 
-For scale: ``peek_valid_token()`` (what ``ClaudeClient``'s auth flow calls) and a bare
+For scale: ``get_valid_token()`` (what ``ClaudeClient``'s auth flow calls) and a bare
 ``os.stat`` (what each request cost before the storage seam).
 
 Usage: python benchmarks/token_check.py [--batches 300] [--batch-size 1000]
@@ -58,7 +58,7 @@ def main() -> None:
 
         candidates: dict[str, Callable[[], Any]] = {
             "manager(force_refresh=False)": provider_call,
-            "manager.peek_valid_token()": manager.peek_valid_token,
+            "manager.get_valid_token()": manager.get_valid_token,
             "sdk StaticToken()": static,
             "os.stat(token_file)": lambda: os.stat(token_file),
         }

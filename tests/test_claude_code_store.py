@@ -86,15 +86,15 @@ def test_a_manager_holding_the_login_claude_code_logged_out_never_writes_it_back
     path = write_claude_code_file(claude_code_path(home), access, refresh, expires_in=900)
     store = ClaudeCodeStore(path, keychains=[])
     manager = OAuthTokenManager(store=store, token_url=server.token_url, clock=clock)
-    assert manager.token() == access
+    assert manager.get_valid_token() == access
     server.revoke_refresh_token(refresh)  # Claude Code spent it and was refused...
     write_json(path, logged_out(read_json(path)))  # ...so it logged out
     after = read_json(path)
     clock.advance(5)
-    manager.token()  # the access token has not expired yet
+    manager.get_valid_token()  # the access token has not expired yet
     clock.advance(900)
     with pytest.raises(ClaudeAuthError):
-        manager.token()
+        manager.get_valid_token()
     assert read_json(path) == after
 
 

@@ -110,7 +110,7 @@ def test_a_held_refresh_lock_makes_us_wait_and_adopt_claudes_tokens_without_a_po
     claude = ClaudeHolding([refresh_locks(credentials)[0]], then=claude_saves_its_refresh)
     claude.release_after(0.8)
     started = time.monotonic()
-    token = manager.token()
+    token = manager.get_valid_token()
     assert time.monotonic() - started >= 0.7  # waited for Claude Code's lock
     assert server.token_posts == 0
     assert token == theirs[0]
@@ -134,7 +134,7 @@ def test_the_client_on_claude_codes_login_waits_for_its_refresh_lock_too(
     claude.release_after(0.5)
     auth = UnifiedAuthManager()  # finds the expired token and refreshes it at once
     assert auth.source == "claude_code" and auth.token_manager is not None
-    assert auth.token_manager.token() == theirs[0]
+    assert auth.token_manager.get_valid_token() == theirs[0]
     assert server.token_posts == 0
     claude.thread.join(5)
 
@@ -151,7 +151,7 @@ def test_a_stale_refresh_lock_is_taken_over_and_removed_after_the_refresh(
     age(lock, CLAUDE_STALE_SECONDS + 1)  # its holder was killed 11 s ago
     manager = OAuthTokenManager(store=make_store(kind, credentials), token_url=server.token_url)
     started = time.monotonic()
-    token = manager.token()
+    token = manager.get_valid_token()
     assert time.monotonic() - started < 5
     assert server.token_posts == 1
     assert read_json(credentials)["claudeAiOauth"]["accessToken"] == token

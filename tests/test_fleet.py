@@ -315,7 +315,7 @@ def test_a_token_the_api_refuses_during_the_grace_waits_for_the_newer_login(
     checker = threading.Thread(target=b_checks_the_store)
     checker.start()
     try:
-        assert worker_a.refresh_rejected(older) == newer
+        assert worker_a.get_valid_token(rejected=older) == newer
     finally:
         checker.join()
     assert (oauth_env.token_posts, oauth_env.invalid_grants) == (1, 0)

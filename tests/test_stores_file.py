@@ -71,7 +71,7 @@ def test_a_symlinked_token_file_is_refreshed_at_its_target_and_stays_a_link(
     link.parent.mkdir(parents=True, mode=0o700)
     link.symlink_to(target)
     manager = OAuthTokenManager(store=FileStore(link), token_url=server.token_url)
-    new = manager.token()
+    new = manager.get_valid_token()
     assert new != access
     assert (server.token_posts, server.invalid_grants) == (1, 0)
     assert link.is_symlink() and os.readlink(link) == str(target)
@@ -82,7 +82,10 @@ def test_a_symlinked_token_file_is_refreshed_at_its_target_and_stays_a_link(
     # Nothing was left beside the link: no temp file, no second copy.
     assert sorted(p.name for p in link.parent.iterdir()) == ["auth.json"]
     # A second manager on the target shares the lock and sees the rotated pair.
-    assert OAuthTokenManager(store=FileStore(target), token_url=server.token_url).token() == new
+    assert (
+        OAuthTokenManager(store=FileStore(target), token_url=server.token_url).get_valid_token()
+        == new
+    )
     assert server.token_posts == 1
 
 
@@ -103,7 +106,7 @@ def test_a_refresh_makes_a_too_open_file_0600(
     access, refresh = server.issue_tokens(expires_in=-5)
     path = write_auth_file(tmp_path / "auth.json", access, refresh, -5)
     os.chmod(path, 0o644)  # readable by others: still trusted, but not left that way
-    OAuthTokenManager(store=FileStore(path), token_url=server.token_url).token()
+    OAuthTokenManager(store=FileStore(path), token_url=server.token_url).get_valid_token()
     assert server.token_posts == 1
     assert mode(path) == 0o600
 
@@ -123,7 +126,7 @@ def test_a_refresh_keeps_claude_codes_shape_and_unknown_keys(
     write_json(path, path_doc)
     store = FileStore(path)
     manager = OAuthTokenManager(store=store, token_url=server.token_url)
-    new = manager.token()
+    new = manager.get_valid_token()
     assert (server.token_posts, server.invalid_grants) == (1, 0)
     assert store.shape == "claude_code"
     saved = read_json(path)

@@ -221,7 +221,7 @@ CHILD = child_code(
     print("ready", flush=True)
     while not os.path.exists(go_file):
         time.sleep(0.001)
-    print(manager.token(), flush=True)  # what the SDK asks for before a request
+    print(manager.get_valid_token(), flush=True)  # what the SDK asks for before a request
     """
 )
 
@@ -284,13 +284,13 @@ def test_a_rotation_by_another_process_is_adopted_after_poll_interval(
     old, _ = server.issue_tokens(expires_in=3600)
     write_tokens(db, old, server.issue_tokens()[1], 3600)
     manager = OAuthTokenManager(store=SQLiteStore(db), token_url=server.token_url, clock=clock)
-    assert manager.token() == old
+    assert manager.get_valid_token() == old
     new = rotate_in_another_process(server, db)
     assert new != old and server.token_posts == 1
     clock.advance(0.5)
-    assert manager.token() == old  # fresh, within poll_interval: served from memory
+    assert manager.get_valid_token() == old  # fresh, within poll_interval: served from memory
     clock.advance(0.6)  # past poll_interval (1.0 s): version() is consulted
-    assert manager.token() == new
+    assert manager.get_valid_token() == new
     client = anthropic.Anthropic(credentials=manager, base_url=server.base_url, max_retries=0)
     client.messages.create(model=MODEL, max_tokens=5, messages=MESSAGES)  # type: ignore[arg-type]
     assert [(r.status, r.token) for r in server.api_requests] == [(200, new)]

@@ -83,7 +83,9 @@ def _current_token(auth: UnifiedAuthManager) -> str:
         return credential.secret
     source = auth.active_token_source
     try:
-        token: str = source.token() if hasattr(source, "token") else source().token
+        token: str = (
+            source.get_valid_token() if hasattr(source, "get_valid_token") else source().token
+        )
     except ClaudeAuthError as error:
         if not is_sdk_error(error, "OAuthRefreshError"):
             raise

@@ -79,7 +79,7 @@ class SourceReports:
             self._by_name[name] = report
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, frozen=True)
 class Credential:
     """A credential found by a source. ``repr`` masks every secret."""
 

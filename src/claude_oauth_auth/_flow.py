@@ -58,13 +58,16 @@ MAX_SWITCHES = 16  # more than the cascade has sources: every request ends
 
 
 class TokenSource(Protocol):
-    """What the flow asks for tokens: ``OAuthTokenManager`` and the adapters below."""
+    """What the flow asks for tokens: ``OAuthTokenManager`` (its public token calls) and the
+    adapter below."""
 
-    def peek_valid_token(self) -> str | None: ...
+    def get_valid_token(
+        self, *, force_refresh: bool = False, rejected: str | None = None
+    ) -> str: ...
 
-    def token(self, *, force: bool = False, rejected: str | None = None) -> str: ...
-
-    async def async_token(self, *, force: bool = False, rejected: str | None = None) -> str: ...
+    async def async_get_valid_token(
+        self, *, force_refresh: bool = False, rejected: str | None = None
+    ) -> str: ...
 
 
 class CacheSource:
@@ -73,16 +76,15 @@ class CacheSource:
     def __init__(self, cache: TokenCache) -> None:
         self._cache = cache
 
-    def peek_valid_token(self) -> str | None:
-        return None
-
-    def token(self, *, force: bool = False, rejected: str | None = None) -> str:
-        if force or rejected is not None:
+    def get_valid_token(self, *, force_refresh: bool = False, rejected: str | None = None) -> str:
+        if force_refresh or rejected is not None:
             self._cache.invalidate()
         return self._cache.get_token()
 
-    async def async_token(self, *, force: bool = False, rejected: str | None = None) -> str:
-        if force or rejected is not None:
+    async def async_get_valid_token(
+        self, *, force_refresh: bool = False, rejected: str | None = None
+    ) -> str:
+        if force_refresh or rejected is not None:
             self._cache.invalidate()
         return await self._cache.async_get_token()
 
@@ -99,12 +101,14 @@ class _Token:
 
     def run(self) -> Secret:
         if self.rejected is None:
-            return Secret(self.source.peek_valid_token() or self.source.token())
-        return Secret(self.source.token(rejected=self.rejected.reveal()))
+            return Secret(self.source.get_valid_token())
+        return Secret(self.source.get_valid_token(rejected=self.rejected.reveal()))
 
     async def arun(self) -> Secret:
         refused = self.rejected
-        return Secret(await self.source.async_token(rejected=refused.reveal() if refused else None))
+        return Secret(
+            await self.source.async_get_valid_token(rejected=refused.reveal() if refused else None)
+        )
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ class _Probe:
         if not self.failover.start_probe():
             return None
         try:
-            token = Secret(self.source.token())
+            token = Secret(self.source.get_valid_token())
         except BaseException as error:
             self._failed(error)
             return None
@@ -132,7 +136,7 @@ class _Probe:
         if not self.failover.start_probe():
             return None
         try:
-            token = Secret(await self.source.async_token())
+            token = Secret(await self.source.async_get_valid_token())
         except BaseException as error:
             self._failed(error)
             return None
@@ -319,7 +323,7 @@ class AuthFlow(AccessTokenAuth):
 
 def as_token_source(provider: Any, cache: TokenCache | None) -> TokenSource:
     """Our managers as they are; any other SDK provider through a ``TokenCache``."""
-    if isinstance(provider, OAuthTokenManager) or hasattr(provider, "async_token"):
+    if isinstance(provider, OAuthTokenManager) or hasattr(provider, "async_get_valid_token"):
         return provider  # type: ignore[no-any-return]
     return CacheSource(cache if cache is not None else TokenCache(provider))
 

@@ -229,7 +229,7 @@ class OAuthTokenManager(Driver):
             cached: AccessToken = served.token
             return cached
         try:
-            token = make_access_token(self.token(force=force_refresh))  # masked repr
+            token = make_access_token(self._token(force_refresh, None))  # masked repr
         except ClaudeAuthError as error:  # the SDK called us: reach its caller unwrapped
             from ._sdk_errors import raise_to_the_sdk, token_request
 
@@ -243,19 +243,35 @@ class OAuthTokenManager(Driver):
                 self._lock.release()
         return token
 
-    def peek_valid_token(self) -> str | None:
-        """The current token when it may be served from memory; never blocks or refreshes."""
-        served = self._served
-        return served.text if self._clock() < served.until else None
+    def get_valid_token(self, *, force_refresh: bool = False, rejected: str | None = None) -> str:
+        """A token that is not within the refresh threshold of expiry, refreshing if needed.
 
-    def token(self, *, force: bool = False, rejected: str | None = None) -> str:
-        """The token to send; ``rejected`` is one the API just refused (refresh unless replaced)."""
-        if not force and rejected is None:
+        ``rejected``: a token the API just refused (a 401): another one is returned, adopted
+        from the store if a worker already replaced it, else refreshed.
+        """
+        if not force_refresh and rejected is None:
             served = self._served
             if self._clock() < served.until:
                 return served.text
         refused = None if rejected is None else Secret(rejected)
         del rejected  # from here on only masked: tracebacks that record locals stay clean
+        return self._token(force_refresh, refused)
+
+    async def async_get_valid_token(
+        self, *, force_refresh: bool = False, rejected: str | None = None
+    ) -> str:
+        """Like ``get_valid_token``; a refresh runs in a worker thread, never on the event loop."""
+        if not force_refresh and rejected is None:
+            served = self._served
+            if self._clock() < served.until:
+                return served.text
+        import anyio.to_thread
+
+        refused = None if rejected is None else Secret(rejected)
+        del rejected  # masked from here on (tracebacks that record locals)
+        return await anyio.to_thread.run_sync(lambda: self._token(force_refresh, refused))
+
+    def _token(self, force: bool, refused: Secret | None) -> str:
         if not force and refused is None and self.is_token_valid() and self._state.failure is None:
             # Advisory window: serve the still-valid token rather than queue behind a refresh.
             if not self._lock.acquire(blocking=False):
@@ -269,32 +285,6 @@ class OAuthTokenManager(Driver):
             return self._drive(kind, refused)
         finally:
             self._lock.release()
-
-    def get_valid_token(self, *, force_refresh: bool = False) -> str:
-        """A token that is not within the refresh threshold of expiry, refreshing if needed."""
-        return self.token(force=force_refresh)
-
-    async def async_get_valid_token(self, *, force_refresh: bool = False) -> str:
-        """Like ``get_valid_token``; a refresh runs in a worker thread, never on the event loop."""
-        return await self.async_token(force=force_refresh)
-
-    async def async_token(self, *, force: bool = False, rejected: str | None = None) -> str:
-        """``token()`` for coroutines: served from memory, or computed in a worker thread."""
-        if not force and rejected is None and (text := self.peek_valid_token()) is not None:
-            return text
-        import anyio.to_thread
-
-        refused = None if rejected is None else Secret(rejected)
-        del rejected  # masked from here on (tracebacks that record locals)
-        return await anyio.to_thread.run_sync(
-            lambda: self.token(force=force, rejected=refused.reveal() if refused else None)
-        )
-
-    def refresh_rejected(self, rejected_token: str) -> str:
-        """The API refused ``rejected_token``: refresh unless someone already replaced it."""
-        refused = Secret(rejected_token)
-        del rejected_token  # masked from here on (tracebacks that record locals)
-        return self.token(rejected=refused.reveal())
 
     def check_store(self) -> None:
         """Re-read the store now, as after a 401: adopt a login saved elsewhere, or put ours

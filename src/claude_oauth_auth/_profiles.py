@@ -9,6 +9,7 @@ it: ``oidc_federation`` profiles and workload identity use the SDK's own provide
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import stat
@@ -271,7 +272,7 @@ def check_loaded_profile(source: str, profile: SdkProfile) -> Found:
     if profile.client_id is None:
         report.detail += " (no client_id: re-read when it changes, never refreshed here)"
     if credential is not None:
-        credential.profile = profile
+        credential = dataclasses.replace(credential, profile=profile)
     return report, credential
 
 

@@ -26,13 +26,7 @@ class StaticOAuthToken:
     def __call__(self, *, force_refresh: bool = False) -> AccessToken:
         return make_access_token(self._token)
 
-    def peek_valid_token(self) -> str | None:
-        return self._token
-
-    def get_valid_token(self, *, force_refresh: bool = False) -> str:
-        return self._token
-
-    def token(self, *, force: bool = False, rejected: str | None = None) -> str:
+    def get_valid_token(self, *, force_refresh: bool = False, rejected: str | None = None) -> str:
         if rejected is None:
             return self._token
         from ._sdk_errors import OAuthRefreshError
@@ -43,5 +37,7 @@ class StaticOAuthToken:
             token_url="claude-oauth-auth://static-token",
         )
 
-    async def async_token(self, *, force: bool = False, rejected: str | None = None) -> str:
-        return self.token(force=force, rejected=rejected)
+    async def async_get_valid_token(
+        self, *, force_refresh: bool = False, rejected: str | None = None
+    ) -> str:
+        return self.get_valid_token(force_refresh=force_refresh, rejected=rejected)

@@ -7,6 +7,7 @@ win over the environment and the stored values (``judged_with``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -63,7 +64,7 @@ def check_store(source: str, store: TokenStore) -> tuple[SourceReport, Credentia
         return report, None
     report, credential = _token_report(source, tokens, where, origin, path_of(store))
     if credential is not None:
-        credential.store = store
+        credential = dataclasses.replace(credential, store=store)
     return report, credential
 
 

@@ -123,13 +123,13 @@ class SimWorker:
             token = manager.get_valid_token(force_refresh=True)
         elif request.kind == "reject" and held:
             self.ask = ("reject", held)
-            token = manager.token(rejected=held)
+            token = manager.get_valid_token(rejected=held)
         else:
             self.ask = ("plain", None)
             token = manager.get_valid_token()
         if not self.endpoint.access_valid(token):  # the API answers 401
             self.ask = ("reject", token)
-            manager.token(rejected=token)
+            manager.get_valid_token(rejected=token)
 
 
 class Foreign:

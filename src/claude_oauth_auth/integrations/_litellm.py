@@ -194,14 +194,14 @@ def _refusal(error: Exception, sent: _Sent, litellm: Any) -> str | None:
 def _token(source: Any, rejected: str | None) -> str:
     """A valid access token from our token managers or any SDK credentials provider."""
     if hasattr(source, "token"):
-        text: str = source.token(rejected=rejected)
+        text: str = source.get_valid_token(rejected=rejected)
         return text
     return str(source(force_refresh=rejected is not None).token)
 
 
 async def _atoken(source: Any, rejected: str | None) -> str:
-    if hasattr(source, "async_token"):
-        text: str = await source.async_token(rejected=rejected)
+    if hasattr(source, "async_get_valid_token"):
+        text: str = await source.async_get_valid_token(rejected=rejected)
         return text
     import anyio.to_thread
 
