@@ -121,6 +121,7 @@ class OAuthTokenManager(Driver):
         grant: Grant | None = None,
         sleep: Callable[[float], None] | None = None,
         refresh_timeout: float | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         """Load tokens from a store (or take them as arguments) and get ready to refresh them.
 
@@ -143,6 +144,7 @@ class OAuthTokenManager(Driver):
             refresh_timeout: Seconds a refresh POST may take (default 30). It also bounds two
                 waits: a lease is made to outlast it before the POST, and a login written back
                 after lost data is not spent before a POST begun before the loss has ended.
+            rng: The backoff's jitter (a seeded one makes a simulation replayable).
             grant: Replaces the refresh POST: ``grant(token_url, refresh_token, client_id)``
                 returns a ``TokenSet``; ``refresh_token`` is a masked ``Secret``
                 (``.reveal()`` gives the text).
@@ -169,7 +171,7 @@ class OAuthTokenManager(Driver):
         _live_managers[id(self)] = self
         self._served = NOTHING_SERVED
         self._state = WorkerState()
-        self._rng = random.Random()
+        self._rng = rng or random.Random()
         self.access_token = self.refresh_token = self.token_expiry = None
         given = access_token is not None or refresh_token is not None
         path = _config.expand_path(token_file) if token_file is not None else None

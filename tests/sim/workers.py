@@ -109,15 +109,18 @@ class SimWorker:
             clock=self.clock,
             grant=self.endpoint.grant(self),
             sleep=self.sleep,
+            rng=random.Random(f"{self.sched.rng.random()}"),  # the backoff's jitter, seeded
         )
-        # The backoff's jitter: seeded, so that one seed is one run (no constructor argument).
-        manager._rng = random.Random(f"{self.sched.rng.random()}")
         self.manager = manager
         return manager
 
     def _serve(self, request: Request) -> None:
         manager = self.manager or self._start()
         held = manager.access_token
+        if request.kind == "check":  # what keep-fresh does on each --check-every
+            self.ask = ("check", None)
+            manager.check_store()
+            return
         if request.kind == "force":
             self.ask = ("force", None)
             token = manager.get_valid_token(force_refresh=True)
