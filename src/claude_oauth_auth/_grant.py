@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from . import _clock
 from ._errors import TokenRefreshError
 from ._tokens import Secret, TokenSet, has_control_characters
 
@@ -126,7 +126,7 @@ def request_refresh(
     import urllib.error  # here, not at the top: `status` never refreshes and starts faster
 
     request = _build_request(token_url, refresh_token, client_id, user_agent, extra_headers)
-    started = time.time()
+    started = _clock.now()
     unreachable: str | None = None
     location: str | None = None
     retry_after: str | None = None
@@ -268,7 +268,7 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
             return None
         if moment.tzinfo is None:
             return None
-        seconds = moment.timestamp() - (time.time() if now is None else now)
+        seconds = moment.timestamp() - (_clock.now() if now is None else now)
     if not math.isfinite(seconds):
         return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)

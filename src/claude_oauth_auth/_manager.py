@@ -8,13 +8,12 @@ import logging
 import os
 import random
 import threading
-import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import _config, _grant
+from . import _clock, _config, _grant
 from ._errors import ClaudeAuthError
 from ._hooks import HookStore, overrides_hooks
 from ._spend import default_grant
@@ -158,8 +157,8 @@ class OAuthTokenManager(Driver):
             self._explicit_token_url or _config.DEFAULT_TOKEN_URL
         )
         self.refresh_threshold = _config.refresh_threshold(refresh_threshold)
-        self._clock = clock or time.time
-        self._sleep = sleep or time.sleep
+        self._clock = clock or _clock.now
+        self._sleep = sleep or _clock.sleep
         self.refresh_timeout = (
             _grant.REFRESH_TIMEOUT_SECONDS if refresh_timeout is None else float(refresh_timeout)
         )

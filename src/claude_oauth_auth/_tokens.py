@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from . import _clock
 
 __all__ = [
     "CLAUDE_CODE_KEY",
@@ -117,7 +118,7 @@ class TokenSet:
         """Seconds until expiry (infinite when the expiry is unknown)."""
         if self.expires_at is None:
             return math.inf
-        return self.expires_at - (time.time() if now is None else now)
+        return self.expires_at - (_clock.now() if now is None else now)
 
 
 class TokenFormatError(ValueError):

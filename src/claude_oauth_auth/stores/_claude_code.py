@@ -6,11 +6,10 @@ import contextlib
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .. import _config
+from .. import _clock, _config
 from .._errors import StoreConflict, StoreError, TokenFileError
 from .._tokens import (
     CLAUDE_CODE_KEY,
@@ -89,7 +88,7 @@ class ClaudeCodeStore:
         return self.file.recover_interrupted_save()
 
     def version(self) -> Version:
-        if self.keychains and time.monotonic() - self._keychain_read_at > KEYCHAIN_POLL_SECONDS:
+        if self.keychains and _clock.monotonic() - self._keychain_read_at > KEYCHAIN_POLL_SECONDS:
             self._read_keychain()
         return self._current_version()
 
@@ -139,9 +138,9 @@ class ClaudeCodeStore:
     @contextlib.contextmanager
     def lock(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
         """Our lock beside the file, then Claude Code's two refresh locks (see _claude_locks)."""
-        deadline = time.monotonic() + timeout
+        deadline = _clock.monotonic() + timeout
         with self.file.lock(timeout):
-            left = max(0.0, deadline - time.monotonic())
+            left = max(0.0, deadline - _clock.monotonic())
             path = self.file.path
             with claude_code_refresh_locks(path, left, location=self.location) as held:
                 self._claude_locks = held
@@ -163,7 +162,7 @@ class ClaudeCodeStore:
         )
 
     def _read_keychain(self) -> TokenSet | None:
-        self._keychain_read_at = time.monotonic()
+        self._keychain_read_at = _clock.monotonic()
         if not self.keychains:
             return None
         entry, self.notes = read_keychain(self.keychains)

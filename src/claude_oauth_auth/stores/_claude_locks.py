@@ -23,11 +23,11 @@ import logging
 import os
 import socket
 import threading
-import time
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import _clock
 from .._errors import TokenFileError
 from ._files import resolved
 
@@ -239,22 +239,22 @@ def hold_locks(
         return
     if record is not None:
         _remove_ours_left_by_the_dead(locks, record)
-    started = time.monotonic()
+    started = _clock.monotonic()
     deadline = started + timeout
     while True:
         taken, busy = _take_all(locks, stale, optional, location or str(locks[0]), record)
         if busy is None:
             break
-        if time.monotonic() - started < POLL_SECONDS:
+        if _clock.monotonic() - started < POLL_SECONDS:
             log.debug("Waiting for Claude Code's lock %s", busy)
-        if time.monotonic() >= deadline:
+        if _clock.monotonic() >= deadline:
             raise TokenFileError(
                 location or str(busy),
                 f"is being {what} by Claude Code: its lock {busy} stayed held for over "
                 f"{timeout:g} s",
                 f"wait for Claude Code to finish; if no claude process is running, remove {busy}",
             )
-        time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+        _clock.sleep(min(POLL_SECONDS, max(0.0, deadline - _clock.monotonic())))
     every = TOUCH_INTERVAL_SECONDS if touch_every is None else touch_every
     held = HeldLocks(taken, every, record)
     for key in keys:
@@ -310,7 +310,7 @@ def _take(lock: Path, stale: float) -> int | None:
         except FileExistsError:
             pass
         try:
-            untouched = time.time() - os.stat(lock).st_mtime
+            untouched = _clock.now() - os.stat(lock).st_mtime
         except FileNotFoundError:
             continue  # released just now: try again
         if untouched <= stale:

@@ -6,12 +6,11 @@ import contextlib
 import logging
 import math
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .. import _config
+from .. import _clock, _config
 from .._errors import StoreConflict, TokenFileError
 from .._tokens import (
     LOG_IN_WITH_CLAUDE_CODE,
@@ -102,12 +101,12 @@ class FileStore:
 
     @contextlib.contextmanager
     def lock(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
-        deadline = time.monotonic() + timeout
+        deadline = _clock.monotonic() + timeout
         with file_lock(self.path, timeout):
             if not shares_claude_code_locks(self.path, self._shape):
                 yield
                 return
-            left = max(0.0, deadline - time.monotonic())
+            left = max(0.0, deadline - _clock.monotonic())
             with claude_code_refresh_locks(self.path, left, location=self.location) as held:
                 self._claude_locks = held
                 try:

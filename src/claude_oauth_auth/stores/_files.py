@@ -9,11 +9,11 @@ import logging
 import os
 import stat
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .. import _clock
 from .._errors import TokenFileError
 from .._tokens import TokenDocument
 
@@ -218,7 +218,7 @@ def _keep_owner(temp_name: str, previous: os.stat_result) -> None:
 
 def _remove_stale_temp_files(path: Path) -> None:
     """Temp files a killed writer left behind hold tokens: remove those over 10 minutes old."""
-    cutoff = time.time() - STALE_TEMP_SECONDS
+    cutoff = _clock.now() - STALE_TEMP_SECONDS
     for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         with contextlib.suppress(OSError):
             if leftover.stat().st_mtime < cutoff:
@@ -234,7 +234,7 @@ def _replace_with_retry(source: str, target: Path, attempts: int = 6) -> None:
         except PermissionError:
             if attempt == attempts - 1:
                 raise
-            time.sleep(0.02 * 2**attempt)
+            _clock.sleep(0.02 * 2**attempt)
 
 
 def _fsync_folder(folder: Path) -> None:

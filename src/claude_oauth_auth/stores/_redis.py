@@ -18,11 +18,11 @@ import dataclasses
 import json
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from .. import _clock
 from .._errors import StoreConflict, StoreError
 from .._install import install_hint
 from .._tokens import TokenFormatError, TokenSet, parse_token_document, render_token_document
@@ -306,7 +306,7 @@ class RedisStore:
     def _translate(self) -> Iterator[None]:
         """Turn redis-py's errors (whose text may name the server) into our own messages."""
         exceptions = self._import_redis().exceptions
-        if time.monotonic() < self._timed_out_until:
+        if _clock.monotonic() < self._timed_out_until:
             raise StoreError(
                 self.location, "cannot reach Redis (timed out a moment ago)", _REACH_FIX
             )
@@ -315,7 +315,7 @@ class RedisStore:
         except (exceptions.ConnectionError, exceptions.TimeoutError, OSError) as error:
             reason = unreachable_reason(error)
             if reason == "timed out":
-                self._timed_out_until = time.monotonic() + TIMEOUT_PAUSE_SECONDS
+                self._timed_out_until = _clock.monotonic() + TIMEOUT_PAUSE_SECONDS
             raise StoreError(self.location, f"cannot reach Redis ({reason})", _REACH_FIX) from None
         except exceptions.ResponseError as error:
             raise StoreError(self.location, refusal_reason(error, self.key), _REACH_FIX) from None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import TYPE_CHECKING
 
+from .. import _clock
 from ._redis_text import failure_reason
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ class LeaseRenewer:
 
     def hold_for(self, seconds: float) -> None:
         """Renew to at least ``seconds`` from now, not back down to the plain lease."""
-        self._hold_until = time.monotonic() + seconds
+        self._hold_until = _clock.monotonic() + seconds
 
     def stop(self) -> None:
         self._stopped.set()
@@ -48,7 +48,7 @@ class LeaseRenewer:
 
         while not self._stopped.wait(self._interval):
             try:
-                left = self._hold_until - time.monotonic()
+                left = self._hold_until - _clock.monotonic()
                 if left > self._lease_seconds:
                     self._lease.extend(left, replace_ttl=True)
                 else:
