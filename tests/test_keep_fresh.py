@@ -212,9 +212,13 @@ def wait_for(condition: Callable[[], bool], seconds: float = 20) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_a_sidecar_writes_back_a_login_redis_lost_and_stops_on_a_logout(
     redis_server: RedisServer, oauth_env: FakeAnthropic
 ) -> None:
+    """After a flush the sidecar writes its login back and refreshes it, but only once the
+    refresh timeout (30 s) has passed: a POST another worker began before the loss has ended
+    by then (slow: it waits that long)."""
     seed(redis_server.url, oauth_env, expires_in=3600)
     store = RedisStore(redis_server.url)
     sidecar = Sidecar(
@@ -223,7 +227,7 @@ def test_a_sidecar_writes_back_a_login_redis_lost_and_stops_on_a_logout(
     try:
         wait_for(lambda: bool(sidecar.lines))
         redis_server.flushall()
-        wait_for(lambda: sidecar.refreshes == 1)
+        wait_for(lambda: sidecar.refreshes == 1, seconds=60)
         assert login_survives(redis_server.url, oauth_env)  # back in Redis, and renewed
         assert oauth_env.token_posts == 1 and oauth_env.invalid_grants == 0
         store.delete()  # `claude-oauth-auth logout --store URL`: on purpose
