@@ -25,6 +25,7 @@ from typing import Any
 from . import _clock
 from ._credential import Credential, SourceReports, State
 from ._errors import ClaudeAuthError
+from ._events import emit
 from ._sources import check_source
 
 __all__ = ["Failover", "Fallback"]
@@ -165,6 +166,14 @@ class Failover:
             self._reports.for_source(chosen.credential.source).state = "used"
         following = chosen.credential
         until = " until a refresh succeeds" if chosen.temporary else ""
+        emit(
+            "fell_back",
+            "fell back to another credential",
+            source=failed.source,
+            to=following.source,
+            temporary=temporary,
+            reason=reason,
+        )
         log.warning(
             "%s from %s %s (%s); falling back to the %s from %s%s",
             "OAuth" if failed.kind == "oauth" else _LABELS[failed.kind].capitalize(),
@@ -229,6 +238,7 @@ class Failover:
             else:
                 self._schedule_probe(getattr(error, "retry_after", None))
         if error is None:
+            emit("recovered", "OAuth works again", source=self._primary.source)
             log.info(
                 "OAuth from %s works again; stopped using the %s from %s",
                 self._primary.source,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from ._backoff import BackoffSchedule
 from ._errors import TokenRefreshError
+from ._events import emit
 from ._grant import PartialAnswer, RefreshRefused, request_refresh
 from ._sync import StoreSync
 from ._tokens import Secret, TokenSet
@@ -80,6 +81,8 @@ class RefreshSteps(BackoffSchedule, StoreSync):
                 # refresh token.
                 return self._current() if self.is_token_valid() else self._spend_refresh_token()
             message = f"the token endpoint refused the refresh token ({refused})"
+            where = self.store.location if self.store is not None else None
+            emit("refused", message, store=where, status=refused.status, error=refused.error)
             self._state.failure = (message, spent.reveal(), refused.status)
             if refused.error == "invalid_grant":  # the token is dead, whoever sends it
                 self._record_refusal(spent, message, refused.status)
@@ -101,6 +104,9 @@ class RefreshSteps(BackoffSchedule, StoreSync):
             self._state.granted_lifetime = max(0.0, fresh.expires_at - self._clock())
         self._persist(fresh, spent=spent)  # first: every moment before it can lose the login
         self._clear_backoff(spent)
+        left = (self.token_expiry or 0) - self._clock()
+        where = self.store.location if self.store is not None else None
+        emit("refreshed", "OAuth access token refreshed", store=where, expires_in=round(left))
         log.info(
             "Refreshed the OAuth access token (valid for %.0f s)%s",
             (self.token_expiry or 0) - self._clock(),

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _config
 from ._errors import StoreConflict, StoreError, TokenFileError
+from ._events import emit
 from ._tokens import Secret, TokenSet
 from ._writeback import WATCH_INTERVAL_SECONDS, WriteBacks
 from .stores._base import DEFAULT_LOCK_TIMEOUT, TokenStore
@@ -158,7 +159,10 @@ class StoreSync(WriteBacks):
             self._keep_ours_over_stale_write_back(version)
             return
         self._state.version = version
+        held = self._state.tokens
         self._adopt(tokens)
+        if held is not None and _replaces(held, tokens) and self.store is not None:
+            emit("adopted", "OAuth tokens adopted from the store", store=self.store.location)
         if tokens.extra.get("restored") and tokens.refresh_token is not None:
             self._start_restore_grace(tokens.refresh_token)  # whoever wrote it back
         if self._state.failure is not None and self.refresh_token != self._state.failure[1]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ._backoff import read_shared_state, state_path, token_digest
 from ._errors import StoreConflict, StoreError
+from ._events import emit
 from ._tokens import TokenSet
 from .lifecycle._state import WorkerState
 from .stores._base import DEFAULT_LOCK_TIMEOUT, TokenStore, Version
@@ -84,6 +85,7 @@ class WriteBacks:
         except StoreConflict:
             return True  # another worker wrote first: the caller reads theirs
         self._start_restore_grace(held.refresh_token, again=True)
+        emit("written_back", "OAuth login written back", store=store.location, why="lost data")
         log.warning(
             "%s was empty (its data was lost, not deleted); wrote back the OAuth login "
             "this process holds",
@@ -136,6 +138,7 @@ class WriteBacks:
         except (StoreError, OSError) as error:
             log.warning("Could not write the newer OAuth login back: %s", error)
             return
+        emit("written_back", "newer OAuth login written back", store=store.location, why="older")
         log.warning(
             "%s held an older OAuth login than this process (written back by a worker after "
             "the store lost its data); wrote back the newer one",
