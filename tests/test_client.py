@@ -71,7 +71,9 @@ def warnings_from_us(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         r.getMessage()
         for r in caplog.records
-        if r.name.startswith(LOGGER) and r.levelno == logging.WARNING
+        if r.name.startswith(LOGGER)
+        and r.name != f"{LOGGER}.events"
+        and r.levelno == logging.WARNING
     ]
 
 

@@ -47,7 +47,9 @@ def logged(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
     return [
         record.getMessage()
         for record in caplog.records
-        if record.name.startswith(LOGGER) and record.levelno == level
+        if record.name.startswith(LOGGER)
+        and record.name != f"{LOGGER}.events"  # the structured twins (test_events)
+        and record.levelno == level
     ]
 
 
