@@ -345,9 +345,9 @@ def test_status_check_shows_no_secret_even_when_the_endpoint_echoes_one(
     sweep.check()
 
 
-def test_a_token_put_in_a_label_field_is_not_shown(home: Path) -> None:
+@pytest.mark.parametrize("token", ["sk-ant-oat01-N0cI__dxndWXnsh11WzS", "N0cI__dxndWXnsh11WzS"])
+def test_a_token_put_in_a_label_field_is_not_shown(home: Path, token: str) -> None:
     """Found by test_fuzz: a token text in ``subscriptionType`` (or a scope) reached status."""
-    token = "sk-ant-oat01-N0cI__dxndWXnsh11WzS"
     path = home / ".claude" / ".credentials.json"
     path.parent.mkdir(mode=0o700)
     document = {
@@ -356,7 +356,7 @@ def test_a_token_put_in_a_label_field_is_not_shown(home: Path) -> None:
             "refreshToken": token,
             "expiresAt": 4_000_000_000_000,
             "scopes": ["user:inference", token],
-            "subscriptionType": token,
+            "subscriptionType": token,  # the token's text, or any other odd text
             "rateLimitTier": "default_claude_max_20x",
         }
     }

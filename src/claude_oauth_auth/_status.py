@@ -138,12 +138,12 @@ def _credential_details(used: Credential | None, report: SourceReport | None) ->
         details["expires_at"] = int(tokens.expires_at)
         details["expires_at_local"] = local.isoformat(timespec="seconds")
         details["expires_in"] = int(tokens.expires_at - _clock.now())
-    details["scopes"] = [label for label in map(plain_label, tokens.scopes) if label]
-    for field, name in (
-        ("subscription_type", "subscriptionType"),
-        ("rate_limit_tier", "rateLimitTier"),
+    details["scopes"] = [s for s in tokens.scopes if plain_label(s, "scope")]
+    for field, name, kind in (
+        ("subscription_type", "subscriptionType", "plan"),
+        ("rate_limit_tier", "rateLimitTier", "tier"),
     ):
-        details[field] = plain_label(tokens.extra.get(name))
+        details[field] = plain_label(tokens.extra.get(name), kind)
     notes = tokens.extra.get("notes")
     details["notes"] = [str(note) for note in notes] if isinstance(notes, list) else []
     return details

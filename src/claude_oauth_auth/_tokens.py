@@ -56,15 +56,21 @@ def escape_control_characters(text: str) -> str:
     return text.translate(_CONTROL_ESCAPES)
 
 
-_LABEL = re.compile(r"[A-Za-z0-9_.:/ -]{1,40}")
+LABELS = {
+    "plan": re.compile(r"[a-z][a-z0-9_-]{0,10}"),
+    "tier": re.compile(r"[a-z][a-z0-9_]{0,10}|default_claude_[a-z0-9_]{1,24}"),
+    "scope": re.compile(r"(user|org):[a-z_:]{1,40}"),
+}
+"""What a plan name (``max``), a rate-limit tier (``default_claude_max_20x``) and an OAuth
+scope (``user:inference``) look like; anything else is not shown."""
 
 
-def plain_label(value: object) -> str | None:
-    """``value`` when it reads as a short label (a plan name, a scope); None for anything
-    that could be a secret put in the wrong field (``sk-...``, long or odd text)."""
-    if not isinstance(value, str) or not _LABEL.fullmatch(value):
+def plain_label(value: object, kind: str) -> str | None:
+    """``value`` when it reads as a label of ``kind`` (``LABELS``); None for anything else,
+    which could be a secret put in the wrong field."""
+    if not isinstance(value, str) or not LABELS[kind].fullmatch(value):
         return None
-    return None if value.lower().startswith("sk-") else value
+    return value
 
 
 class Secret:
