@@ -367,3 +367,15 @@ def test_a_token_put_in_a_label_field_is_not_shown(home: Path, token: str) -> No
         assert result.returncode == 0, result.stderr
         assert token[:12] not in result.stdout + result.stderr
         assert "default_claude_max_20x" in result.stdout
+
+
+def test_a_token_put_in_the_token_url_is_not_echoed(home: Path) -> None:
+    """Found by test_fuzz (lowest leg): a token pasted as ``token_url`` was quoted in the
+    error that ``status`` shows."""
+    token = "sk-ant-oat01-N0cI__dxndWXnsh11WzSabc"
+    write_auth_file(auth_file_path(home), token, "sk-ant-ort01-refresh-x", token_url=token)
+    for arguments in (("status",), ("status", "--json")):
+        result = run_cli(*arguments)
+        assert token[:12] not in result.stdout + result.stderr
+        assert token[-12:] not in result.stdout + result.stderr
+        assert "is not a URL" in result.stdout

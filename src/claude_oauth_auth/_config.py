@@ -139,6 +139,11 @@ def validate_token_url(url: str) -> str:
         return url
     if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
         return url
+    if not parts.scheme or not parts.hostname:  # not a URL at all: maybe a pasted token
+        raise ValueError(
+            f"the token URL is not a URL ({len(url)} characters, not shown); it must be "
+            "https://host/path (plain http:// is allowed only for loopback)"
+        )
     raise ValueError(
         f"token URL {redact_url(url)!r} must use https:// "
         "(plain http:// is allowed only for loopback)"
