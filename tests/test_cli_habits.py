@@ -25,8 +25,8 @@ from helpers import run_cli as run
 
 import claude_oauth_auth
 import claude_oauth_auth.stores
-from claude_oauth_auth._command_completion import SHELLS
-from claude_oauth_auth._commands import COMMANDS
+from claude_oauth_auth.cli._command_completion import SHELLS
+from claude_oauth_auth.cli._commands import COMMANDS
 
 SCRIPT = Path(sys.executable).with_name("claude-oauth-auth")
 ACCESS = "sk-ant-oat01-" + "h" * 40 + "HAB1"

@@ -15,9 +15,9 @@ import pytest
 from fakeapi import FakeAnthropic
 from helpers import auth_file_path, write_auth_file
 
-from claude_oauth_auth import _commands
-from claude_oauth_auth._command_base import EXIT_FAILED, EXIT_OK, Result
-from claude_oauth_auth._sources import format_duration
+from claude_oauth_auth.cascade._sources import format_duration
+from claude_oauth_auth.cli import _commands
+from claude_oauth_auth.cli._command_base import EXIT_FAILED, EXIT_OK, Result
 
 SOURCE = Path(_commands.__file__).parent
 COMMAND_MODULES = sorted([SOURCE / "_commands.py", *SOURCE.glob("_command_*.py")])
@@ -76,9 +76,9 @@ def test_commands_print_nothing_and_read_no_private_attributes(path: Path) -> No
 
 
 def test_every_command_is_registered_with_a_result_returning_function() -> None:
-    from claude_oauth_auth import cli
+    from claude_oauth_auth.cli import _main
 
-    assert set(_commands.COMMANDS) == {spec.name for spec in cli._COMMANDS}
+    assert set(_commands.COMMANDS) == {spec.name for spec in _main._COMMANDS}
 
 
 def test_status_returns_a_result_with_text_and_document(monkeypatch: pytest.MonkeyPatch) -> None:

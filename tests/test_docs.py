@@ -142,7 +142,7 @@ def _sdk_profile(server: FakeAnthropic, home: Path, env: dict[str, str]) -> None
 
 def _published_profile(server: FakeAnthropic, home: Path, env: dict[str, str]) -> None:
     """What ``keep-fresh --to-profile shared`` writes: the ``shared`` profile, a token only."""
-    from claude_oauth_auth._published_profile import PublishedProfile
+    from claude_oauth_auth.cli._published_profile import PublishedProfile
 
     access, _refresh = server.issue_tokens()
     profile = PublishedProfile("shared", base_url=server.base_url)
@@ -561,7 +561,7 @@ def test_the_sidecar_examples_do_not_restart_when_a_person_must_act() -> None:
     Fleets page's docker-compose service is not restarted, its systemd unit not on those."""
     import yaml
 
-    from claude_oauth_auth._command_base import EXIT_FAILED, EXIT_USAGE
+    from claude_oauth_auth.cli._command_base import EXIT_FAILED, EXIT_USAGE
 
     blocks = [b for b in extract_blocks(ROOT / "docs" / "fleets.md") if "keep-fresh" in b.code]
     (compose,) = [block for block in blocks if block.lang == "yaml"]

@@ -7,8 +7,8 @@ import pytest
 from conftest import Clock
 
 from claude_oauth_auth import TokenRefreshError, _clock
-from claude_oauth_auth._credential import Credential, SourceReports
-from claude_oauth_auth._failover import Failover
+from claude_oauth_auth.cascade._credential import Credential, SourceReports
+from claude_oauth_auth.cascade._failover import Failover
 
 SOURCES = ("auth_file", "api_key_env")
 PRIMARY_SOURCE = object()  # what gives the primary's OAuth tokens: never called here

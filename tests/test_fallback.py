@@ -79,7 +79,7 @@ def dead(oauth_env: FakeAnthropic, home: Path) -> None:
 @pytest.fixture
 def short_refresh_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     """The token endpoint's timeout, 30 s as shipped, shortened so a hang costs 0.5 s."""
-    monkeypatch.setattr("claude_oauth_auth._grant.REFRESH_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr("claude_oauth_auth.lifecycle._grant.REFRESH_TIMEOUT_SECONDS", 0.5)
 
 
 # Each temporary failure of the token endpoint, as the loopback server plays it.

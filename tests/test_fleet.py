@@ -24,8 +24,8 @@ from fakeapi import FakeAnthropic
 from redis_server import RedisServer
 
 from claude_oauth_auth import ClaudeClient, OAuthTokenManager
-from claude_oauth_auth._grant import REFRESH_TIMEOUT_SECONDS
-from claude_oauth_auth._writeback import RESTORE_GRACE_SECONDS
+from claude_oauth_auth.lifecycle._grant import REFRESH_TIMEOUT_SECONDS
+from claude_oauth_auth.lifecycle._writeback import RESTORE_GRACE_SECONDS
 from claude_oauth_auth.stores import RedisStore, StoreError, TokenSet
 
 FORK = multiprocessing.get_context("fork")

@@ -14,8 +14,8 @@ from fakeapi import FakeAnthropic, Fault
 from helpers import read_json, skip_backoff, write_auth_file
 
 from claude_oauth_auth import OAuthTokenManager, TokenRefreshError
-from claude_oauth_auth._grant import PartialAnswer, request_refresh, retry_after_seconds
 from claude_oauth_auth._tokens import Secret
+from claude_oauth_auth.lifecycle._grant import PartialAnswer, request_refresh, retry_after_seconds
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from claude_oauth_auth import (
     TokenFileError,
     TokenRefreshError,
 )
-from claude_oauth_auth import _grant as grant_module
+from claude_oauth_auth.lifecycle import _grant as grant_module
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from helpers import read_json, write_auth_file, write_json
 from test_keep_fresh import Sidecar
 
 from claude_oauth_auth import cli
-from claude_oauth_auth._published_profile import (
+from claude_oauth_auth.cli._published_profile import (
     SDK_MANDATORY_SECONDS,
     SDK_REFRESH_LEAD_SECONDS,
     PublishedProfile,
@@ -207,7 +207,7 @@ def test_keep_fresh_publishes_at_start_without_a_warning_at_the_default_ahead(
 ) -> None:
     """The first token is published before any refresh; 600 s less 60 s is above the SDK's
     120 s lead, so no warning."""
-    from claude_oauth_auth._command_keep_fresh import KeepFresh
+    from claude_oauth_auth.cli._command_keep_fresh import KeepFresh
     from claude_oauth_auth.stores import FileStore
 
     access, refresh = oauth_env.issue_tokens(expires_in=3600)

@@ -18,7 +18,7 @@ from fakeapi import FakeAnthropic, Fault
 from helpers import read_json, write_auth_file, write_claude_code_file
 
 from claude_oauth_auth import OAuthRefreshError, OAuthTokenManager, TokenRefreshError
-from claude_oauth_auth._manager import default_token_file
+from claude_oauth_auth.lifecycle._manager import default_token_file
 
 MODEL = "claude-test-1"
 
@@ -289,7 +289,7 @@ def test_transient_fault_with_a_still_valid_token_serves_it(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from claude_oauth_auth import _backoff
+    from claude_oauth_auth.lifecycle import _backoff
 
     monkeypatch.setattr(_backoff, "BACKOFF_BASE_SECONDS", 30.0)  # one step, even on a slow box
     access, refresh = server.issue_tokens(expires_in=100)
@@ -344,7 +344,7 @@ def test_connection_refused_is_transient(server: FakeAnthropic, token_path: Path
 def test_timeout_is_transient(
     server: FakeAnthropic, token_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from claude_oauth_auth import _grant as _refresh
+    from claude_oauth_auth.lifecycle import _grant as _refresh
 
     monkeypatch.setattr(_refresh, "REFRESH_TIMEOUT_SECONDS", 0.3)
     access, refresh = server.issue_tokens(expires_in=-1)

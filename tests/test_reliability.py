@@ -41,10 +41,10 @@ from claude_oauth_auth import (
     OAuthTokenManager,
     TokenRefreshError,
 )
-from claude_oauth_auth import _backoff as backoff_module
-from claude_oauth_auth import _grant as refresh_module
-from claude_oauth_auth import _sync as oauth_module
 from claude_oauth_auth._tokens import TokenSet, parse_token_document
+from claude_oauth_auth.lifecycle import _backoff as backoff_module
+from claude_oauth_auth.lifecycle import _grant as refresh_module
+from claude_oauth_auth.lifecycle import _sync as oauth_module
 from claude_oauth_auth.stores._files import file_lock
 
 MODEL = "claude-test-1"
@@ -330,7 +330,7 @@ DISK_CHILD = textwrap.dedent(
     logger.addHandler(Keep())
     logger.setLevel(logging.INFO)
     from claude_oauth_auth import OAuthTokenManager
-    from claude_oauth_auth import _sync as _oauth
+    from claude_oauth_auth.lifecycle import _sync as _oauth
 
     def report(**fields):
         print(json.dumps(fields), flush=True)

@@ -24,7 +24,7 @@ from claude_oauth_auth import (
     TokenFileError,
     UnifiedAuthManager,
 )
-from claude_oauth_auth._sources import SOURCE_NAMES, check_source
+from claude_oauth_auth.cascade._sources import SOURCE_NAMES, check_source
 
 ACCESS = "sk-ant-oat01-" + "a" * 40 + "WXYZ"
 REFRESH = "sk-ant-ort01-" + "r" * 40 + "RRRR"

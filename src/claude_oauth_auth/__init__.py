@@ -10,7 +10,6 @@ from . import _lazy
 from ._version import __version__
 
 if _typing.TYPE_CHECKING:
-    from ._cascade import UnifiedAuthManager
     from ._client import AsyncClaudeClient, ClaudeClient
     from ._errors import (
         ClaudeAuthError,
@@ -19,10 +18,11 @@ if _typing.TYPE_CHECKING:
         TokenFileError,
         TokenRefreshError,
     )
-    from ._manager import OAuthTokenManager
     from ._sdk_errors import NoCredentialsError, OAuthRefreshError
-    from ._sources import Credential, SourceReport
     from ._status import get_auth_status
+    from .cascade._cascade import UnifiedAuthManager
+    from .cascade._sources import Credential, SourceReport
+    from .lifecycle._manager import OAuthTokenManager
 
 __all__ = [
     "AsyncClaudeClient",
@@ -52,10 +52,10 @@ _LAZY = {
     "TokenRefreshError": "._errors",
     "NoCredentialsError": "._sdk_errors",
     "OAuthRefreshError": "._sdk_errors",
-    "OAuthTokenManager": "._manager",
-    "UnifiedAuthManager": "._cascade",
-    "Credential": "._sources",
-    "SourceReport": "._sources",
+    "OAuthTokenManager": ".lifecycle._manager",
+    "UnifiedAuthManager": ".cascade._cascade",
+    "Credential": ".cascade._sources",
+    "SourceReport": ".cascade._sources",
     "get_auth_status": "._status",
 }
 

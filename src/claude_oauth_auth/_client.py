@@ -20,7 +20,6 @@ from anthropic.lib.credentials import AccessTokenProvider, AsyncAccessTokenProvi
 from httpx2 import Timeout
 from typing_extensions import Self
 
-from ._cascade import UnifiedAuthManager
 from ._flow import (
     CLAUDE_CODE_ADVICE,
     CLAUDE_CODE_ONLY,
@@ -32,8 +31,9 @@ from ._flow import (
     as_token_source,
     beta_flags,
 )
-from ._manager import OAuthTokenManager
 from ._sdk_errors import OAuthRefreshError
+from .cascade._cascade import UnifiedAuthManager
+from .lifecycle._manager import OAuthTokenManager
 from .stores._base import TokenStore
 
 __all__ = ["AsyncClaudeClient", "ClaudeClient"]

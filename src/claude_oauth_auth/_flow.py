@@ -16,11 +16,11 @@ from anthropic.lib.credentials import AccessTokenAuth, TokenCache
 from typing_extensions import override
 
 from ._errors import ClaudeAuthError, StoreError, TokenRefreshError
-from ._failover import Failover, Fallback
-from ._manager import OAuthTokenManager
 from ._sdk_errors import OAuthRefreshError, raise_to_the_sdk
-from ._sources import Credential
 from ._tokens import Secret
+from .cascade._failover import Failover, Fallback
+from .cascade._sources import Credential
+from .lifecycle._manager import OAuthTokenManager
 
 __all__ = [
     "CLAUDE_CODE_ADVICE",

@@ -8,7 +8,8 @@ from typing import Any
 
 from . import _clock, _config
 from ._config import ENV
-from ._sources import (
+from ._tokens import mask, plain_label
+from .cascade._sources import (
     FALLBACK_SOURCES,
     Credential,
     SourceReport,
@@ -18,7 +19,6 @@ from ._sources import (
     format_duration,
     validate_sources,
 )
-from ._tokens import mask, plain_label
 
 __all__ = ["DEFAULT_API_BASE_URL", "FALLBACK_ADVICE", "expiry_text", "get_auth_status"]
 
@@ -76,7 +76,7 @@ def get_auth_status(sources: Sequence[str] | None = None) -> dict[str, Any]:
     used_report = found[0][0] if found else None
     if used_report is not None:
         used_report.state = "used"
-        from ._profiles import note_shadowed
+        from .cascade._profiles import note_shadowed
 
         note_shadowed(reports, used_report.name)
     oauth = next((credential for _report, credential in found if credential.kind == "oauth"), None)

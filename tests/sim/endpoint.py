@@ -14,8 +14,12 @@ from collections.abc import Callable
 from typing import Protocol
 
 from claude_oauth_auth._errors import TokenRefreshError
-from claude_oauth_auth._grant import REFRESH_TIMEOUT_SECONDS, PartialAnswer, RefreshRefused
 from claude_oauth_auth._tokens import Secret, TokenSet
+from claude_oauth_auth.lifecycle._grant import (
+    REFRESH_TIMEOUT_SECONDS,
+    PartialAnswer,
+    RefreshRefused,
+)
 
 from .plan import Fault
 from .scheduler import Scheduler

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from claude_oauth_auth import OAuthTokenManager
 from claude_oauth_auth._errors import ClaudeAuthError, StoreError, TokenRefreshError
-from claude_oauth_auth._grant import PartialAnswer, RefreshRefused
 from claude_oauth_auth._tokens import TokenSet
+from claude_oauth_auth.lifecycle._grant import PartialAnswer, RefreshRefused
 
 from .endpoint import TOKEN_URL, Endpoint
 from .plan import Request, Worker

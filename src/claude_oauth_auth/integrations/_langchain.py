@@ -21,8 +21,8 @@ import anthropic  # noqa: E402
 from langchain_anthropic import ChatAnthropic  # noqa: E402
 from pydantic import PrivateAttr  # noqa: E402
 
-from .._cascade import UnifiedAuthManager  # noqa: E402
 from .._client import AsyncClaudeClient, ClaudeClient  # noqa: E402
+from ..cascade._cascade import UnifiedAuthManager  # noqa: E402
 
 __all__ = ["CLIENT_HOOKS", "ClaudeChatAnthropic", "chat_anthropic"]
 

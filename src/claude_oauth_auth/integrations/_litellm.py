@@ -16,10 +16,10 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
-from .._cascade import UnifiedAuthManager
 from .._errors import StoreError, TokenRefreshError
 from .._sdk_errors import OAuthRefreshError
-from .._sources import SOURCE_NAMES, Credential
+from ..cascade._cascade import UnifiedAuthManager
+from ..cascade._sources import SOURCE_NAMES, Credential
 from ._extras import require
 
 __all__ = [

@@ -12,12 +12,10 @@ import logging
 from typing import TYPE_CHECKING, NoReturn
 
 from .._errors import ClaudeAuthError, StoreError, TokenRefreshError
-from .._spend import RefreshSteps
-from .._sync import SAVE_RETRY_INTERVAL_SECONDS
 from .._tokens import Secret
-from .._writeback import RESTORE_GRACE_SECONDS
 from ..stores._base import DEFAULT_LOCK_TIMEOUT
 from ._policy import LOCK_ATTEMPTS, next_step
+from ._spend import RefreshSteps
 from ._state import (
     Ask,
     AskKind,
@@ -32,6 +30,8 @@ from ._state import (
     View,
     WaitUntil,
 )
+from ._sync import SAVE_RETRY_INTERVAL_SECONDS
+from ._writeback import RESTORE_GRACE_SECONDS
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, NoReturn
 
+from .._errors import TokenRefreshError
+from .._events import emit
+from .._tokens import Secret, TokenSet
+from ..stores._base import TokenStore
 from ._backoff import BackoffSchedule
-from ._errors import TokenRefreshError
-from ._events import emit
 from ._grant import PartialAnswer, RefreshRefused, request_refresh
 from ._sync import StoreSync
-from ._tokens import Secret, TokenSet
-from .stores._base import TokenStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -141,7 +141,7 @@ class RefreshSteps(BackoffSchedule, StoreSync):
         return False
 
     def _raise_refused(self, message: str, status: int | None) -> NoReturn:
-        from ._sdk_errors import OAuthRefreshError
+        from .._sdk_errors import OAuthRefreshError
 
         raise OAuthRefreshError(message, token_url=self.token_url, endpoint_status=status)
 
@@ -149,7 +149,7 @@ class RefreshSteps(BackoffSchedule, StoreSync):
 def default_grant(
     token_url: str, refresh_token: Secret, client_id: str, *, timeout: float = 30.0
 ) -> TokenSet:
-    from ._version import __version__
+    from .._version import __version__
 
     return request_refresh(
         token_url,

@@ -13,16 +13,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import _clock, _config, _grant
-from ._errors import ClaudeAuthError
+from .. import _clock, _config
+from .._errors import ClaudeAuthError
+from .._tokens import Secret, TokenSet, has_control_characters, mask
+from ..stores._base import TokenStore
+from ..stores._file import FileStore, path_of
+from . import _grant
+from ._driver import Driver
 from ._hooks import HookStore, overrides_hooks
 from ._spend import default_grant
+from ._state import AskKind, WorkerState
 from ._sync import NOTHING_SERVED, Served, default_token_file, make_access_token
-from ._tokens import Secret, TokenSet, has_control_characters, mask
-from .lifecycle._driver import Driver
-from .lifecycle._state import AskKind, WorkerState
-from .stores._base import TokenStore
-from .stores._file import FileStore, path_of
 
 if TYPE_CHECKING:
     from anthropic.lib.credentials import AccessToken
@@ -232,7 +233,7 @@ class OAuthTokenManager(Driver):
         try:
             token = make_access_token(self._token(force_refresh, None))  # masked repr
         except ClaudeAuthError as error:  # the SDK called us: reach its caller unwrapped
-            from ._sdk_errors import raise_to_the_sdk, token_request
+            from .._sdk_errors import raise_to_the_sdk, token_request
 
             raise_to_the_sdk(error, token_request(self.token_url))
         served = self._served

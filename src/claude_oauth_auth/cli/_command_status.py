@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .._tokens import escape_control_characters as printable
 from ._command_base import EXIT_FAILED, EXIT_OK, Console, Result, describe_expiry
-from ._tokens import escape_control_characters as printable
 
 __all__ = ["run_status"]
 
@@ -21,7 +21,7 @@ CHECK_TEXT = {
 
 
 def run_status(arguments: argparse.Namespace, console: Console) -> Result:
-    from ._status import get_auth_status
+    from .._status import get_auth_status
 
     status = get_auth_status()
     if not getattr(arguments, "check", False):
@@ -60,7 +60,7 @@ def _check(status: dict[str, Any]) -> dict[str, Any]:
 def _status_text(status: dict[str, Any], *, advise: bool = True) -> str:
     """The credential, the source table, the summary, and one line of what to do
     (``advise=False`` leaves out the API key advice, once a check has answered it)."""
-    from ._status import FALLBACK_ADVICE
+    from .._status import FALLBACK_ADVICE
 
     lines = _credential_lines(status)
     lines += ["", *_source_table(status["sources"]), "", printable(status["summary"])]

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from . import _clock
-from ._errors import TokenRefreshError
-from ._tokens import Secret, TokenSet, has_control_characters
+from .. import _clock
+from .._errors import TokenRefreshError
+from .._tokens import Secret, TokenSet, has_control_characters
 
 __all__ = ["PartialAnswer", "RefreshRefused", "request_refresh", "retry_after_seconds"]
 

@@ -7,13 +7,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import _clock, _config
-from ._config import ENV, default_auth_file
+from .. import _clock, _config
+from .._config import ENV, default_auth_file
+from .._errors import StoreError
+from .._tokens import mask
 from ._credential import Credential, Kind, SourceReport
-from ._errors import StoreError
 from ._profiles import check_active_profile, check_profile_env, check_workload_identity
 from ._store_check import check_store, format_duration, judged_with
-from ._tokens import mask
 
 __all__ = [
     "FALLBACK_SOURCES",
@@ -105,13 +105,13 @@ def _check_auth_file_env() -> tuple[SourceReport, Credential | None]:
 
 def check_token_file(source: str, path: Path) -> tuple[SourceReport, Credential | None]:
     """A token file of either shape, as a report and an OAuth credential."""
-    from .stores._file import FileStore
+    from ..stores._file import FileStore
 
     return check_store(source, FileStore(path))
 
 
 def _check_claude_code() -> tuple[SourceReport, Credential | None]:
-    from .stores._claude_code import ClaudeCodeStore
+    from ..stores._claude_code import ClaudeCodeStore
 
     store = ClaudeCodeStore()
     report, credential = check_store("claude_code", store)
@@ -129,7 +129,7 @@ def _check_token_store_env() -> tuple[SourceReport, Credential | None]:
     if not raw.strip():
         detail = f"{ENV.TOKEN_STORE} is set but empty"
         return SourceReport("token_store_env", "invalid", detail), None
-    from .stores._url import store_from_url
+    from ..stores._url import store_from_url
 
     try:
         store = store_from_url(raw)

@@ -24,7 +24,8 @@ from datetime import datetime, timezone
 from functools import partial
 from typing import TYPE_CHECKING
 
-from . import _clock
+from .. import _clock
+from .._errors import StoreError, TokenFileError, TokenRefreshError
 from ._command_base import (
     EXIT_FAILED,
     EXIT_OK,
@@ -36,13 +37,12 @@ from ._command_base import (
     is_sdk_error,
 )
 from ._command_stores import target_store
-from ._errors import StoreError, TokenFileError, TokenRefreshError
 
 if TYPE_CHECKING:
-    from ._manager import OAuthTokenManager
+    from .._tokens import Secret, TokenSet
+    from ..lifecycle._manager import OAuthTokenManager
+    from ..stores._base import TokenStore
     from ._published_profile import PublishedProfile
-    from ._tokens import Secret, TokenSet
-    from .stores._base import TokenStore
 
 __all__ = ["KeepFresh", "add_keep_fresh_arguments", "run_keep_fresh"]
 
@@ -88,7 +88,7 @@ def add_keep_fresh_arguments(command: argparse.ArgumentParser) -> None:
 
 
 def run_keep_fresh(arguments: argparse.Namespace, console: Console) -> Result:
-    from ._config import refresh_threshold
+    from .._config import refresh_threshold
 
     ahead = arguments.ahead
     if ahead is None:
@@ -251,7 +251,7 @@ class KeepFresh:
             )
             return
         if written and manager.token_expiry is not None:
-            from ._tokens import mask
+            from .._tokens import mask
 
             until = datetime.fromtimestamp(int(manager.token_expiry), timezone.utc)
             self.say(
@@ -291,8 +291,8 @@ class KeepFresh:
         return None
 
     def _manager(self) -> OAuthTokenManager:
-        from ._manager import OAuthTokenManager
-        from ._spend import default_grant
+        from ..lifecycle._manager import OAuthTokenManager
+        from ..lifecycle._spend import default_grant
 
         def counted(token_url: str, refresh_token: Secret, client_id: str) -> TokenSet:
             tokens = default_grant(token_url, refresh_token, client_id)
@@ -334,7 +334,7 @@ class KeepFresh:
             return
         expiry = manager.token_expiry or self.clock()
         left = expiry - self.clock()
-        from ._tokens import mask
+        from .._tokens import mask
 
         self.say(
             f"keep-fresh: refreshed the OAuth login in {self.store.location}: the new access "

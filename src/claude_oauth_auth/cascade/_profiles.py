@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ._config import ENV, validate_token_url
+from .._config import ENV, validate_token_url
+from .._errors import StoreError
 from ._credential import (
     DEFAULT_BASE_URL,
     OIDC_FEDERATION,
@@ -28,7 +29,6 @@ from ._credential import (
     SdkProfile,
     SourceReport,
 )
-from ._errors import StoreError
 from ._store_check import check_store
 
 __all__ = [
@@ -259,7 +259,7 @@ def check_loaded_profile(source: str, profile: SdkProfile) -> Found:
     if profile.auth_type == OIDC_FEDERATION:
         return _check_federation_profile(source, profile)
     assert profile.credentials_path is not None
-    from .stores._sdk_profile import SdkProfileStore
+    from ..stores._sdk_profile import SdkProfileStore
 
     store = SdkProfileStore(
         profile.credentials_path, profile=profile.name, refreshable=profile.client_id is not None

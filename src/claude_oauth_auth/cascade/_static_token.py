@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._manager import make_access_token
-from ._tokens import mask
+from .._tokens import mask
+from ..lifecycle._manager import make_access_token
 
 if TYPE_CHECKING:
     from anthropic.lib.credentials import AccessToken
@@ -29,7 +29,7 @@ class StaticOAuthToken:
     def get_valid_token(self, *, force_refresh: bool = False, rejected: str | None = None) -> str:
         if rejected is None:
             return self._token
-        from ._sdk_errors import OAuthRefreshError
+        from .._sdk_errors import OAuthRefreshError
 
         raise OAuthRefreshError(
             f"the API refused the OAuth token from {self._source}, which cannot be refreshed; "

@@ -21,15 +21,15 @@ from anthropic.lib.credentials import (
     WorkloadIdentityError,
 )
 
-from ._config import ENV
-from ._errors import TokenRefreshError
-from ._grant import request_refresh
-from ._manager import OAuthTokenManager
+from .._config import ENV
+from .._errors import TokenRefreshError
+from .._sdk_errors import OAuthRefreshError
+from .._tokens import Secret, TokenSet
+from ..lifecycle._grant import request_refresh
+from ..lifecycle._manager import OAuthTokenManager
+from ..stores._base import TokenStore
 from ._profiles import USER_OAUTH, SdkProfile
-from ._sdk_errors import OAuthRefreshError
 from ._sources import Credential
-from ._tokens import Secret, TokenSet
-from .stores._base import TokenStore
 
 __all__ = ["DiagnosedProvider", "sdk_token_source", "workload_identity_provider"]
 
@@ -88,7 +88,7 @@ def profile_manager(
 
 def _profile_grant(token_url: str, refresh_token: Secret, client_id: str) -> TokenSet:
     """The SDK's refresh request for a profile: the same body, with the OAuth beta flag."""
-    from ._version import __version__
+    from .._version import __version__
 
     return request_refresh(
         token_url,

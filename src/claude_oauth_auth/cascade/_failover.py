@@ -22,10 +22,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from . import _clock
+from .. import _clock
+from .._errors import ClaudeAuthError
+from .._events import emit
 from ._credential import Credential, SourceReports, State
-from ._errors import ClaudeAuthError
-from ._events import emit
 from ._sources import check_source
 
 __all__ = ["Failover", "Fallback"]
@@ -272,7 +272,7 @@ def _is_refused(error: BaseException) -> bool:
     """A refused refresh (``OAuthRefreshError``), as opposed to a temporary failure."""
     if not isinstance(error, ClaudeAuthError):
         return False
-    from ._sdk_errors import OAuthRefreshError  # imports the SDK: only on this failure path
+    from .._sdk_errors import OAuthRefreshError  # imports the SDK: only on this failure path
 
     return isinstance(error, OAuthRefreshError)
 

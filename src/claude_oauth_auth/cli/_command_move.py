@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .._errors import ClaudeAuthError
+from ..stores._file import path_of
 from ._command_base import CommandError, Console, Result
 from ._command_stores import (
     delete_login,
@@ -22,13 +24,11 @@ from ._command_stores import (
     refuse_claude_code_store,
     same_place,
 )
-from ._errors import ClaudeAuthError
-from .stores._file import path_of
 
 if TYPE_CHECKING:
-    from ._profiles import SdkProfile
-    from ._tokens import TokenSet
-    from .stores._base import TokenStore
+    from .._tokens import TokenSet
+    from ..cascade._profiles import SdkProfile
+    from ..stores._base import TokenStore
 
 __all__ = ["MoveOutcome", "add_move_arguments", "move_login", "run_move"]
 
@@ -80,8 +80,8 @@ def run_move(arguments: argparse.Namespace, console: Console) -> Result:
 def move_login(source_text: str, target_url: str) -> MoveOutcome:
     """Copy the login in ``source_text`` (a path or a store URL) to ``target_url``, then delete
     it from the source. Raises ``CommandError`` with what to do when it cannot."""
-    from ._tokens import mask
-    from .stores._url import store_from_url
+    from .._tokens import mask
+    from ..stores._url import store_from_url
 
     source, profile = _source_store(source_text)
     target = store_from_url(target_url)
@@ -153,9 +153,9 @@ def _pair(tokens: TokenSet) -> tuple[str, str | None]:
 def _source_store(text: str) -> tuple[TokenStore, SdkProfile | None]:
     """A store URL (file:, keyring:, redis:, rediss:) or else a path to a token file (an SDK
     profile's ``credentials/<name>.json`` comes with its profile)."""
-    from ._profiles import profile_of_credentials
-    from .stores._file import FileStore
-    from .stores._url import store_from_url
+    from ..cascade._profiles import profile_of_credentials
+    from ..stores._file import FileStore
+    from ..stores._url import store_from_url
 
     stripped = text.strip()
     if urlsplit(stripped).scheme.lower() in STORE_SCHEMES:
@@ -163,7 +163,7 @@ def _source_store(text: str) -> tuple[TokenStore, SdkProfile | None]:
         path = path_of(store)
         profile = profile_of_credentials(path) if path is not None else None
         return (store, None) if profile is None else _profile_source(path, profile)
-    from ._config import expand_path
+    from .._config import expand_path
 
     path = expand_path(stripped)
     if not path.is_file():
@@ -178,7 +178,7 @@ def _source_store(text: str) -> tuple[TokenStore, SdkProfile | None]:
 def _profile_source(path: Path | None, profile: SdkProfile) -> tuple[TokenStore, SdkProfile]:
     """An SDK profile's credentials, read in the SDK's shape; one without a ``client_id`` is
     refreshed by another program, so moving it would break that program's login."""
-    from .stores._sdk_profile import SdkProfileStore
+    from ..stores._sdk_profile import SdkProfileStore
 
     assert path is not None
     if profile.client_id is None:
@@ -201,7 +201,7 @@ def _with_profile_settings(tokens: TokenSet, profile: SdkProfile) -> TokenSet:
 
 
 def _refuse_claude_code_source(store: TokenStore) -> None:
-    from .stores._claude_code import ClaudeCodeStore
+    from ..stores._claude_code import ClaudeCodeStore
 
     path = path_of(store)
     if isinstance(store, ClaudeCodeStore) or (path is not None and _is_claude_codes(path)):
@@ -223,7 +223,7 @@ def _is_claude_codes(path: Path) -> bool:
 
 
 def _as_url(store: TokenStore, text: str) -> str:
-    from .stores._url import redact_url
+    from ..stores._url import redact_url
 
     path = path_of(store)
     return f"file://{path}" if path is not None else redact_url(text.strip())

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from . import _clock
+from .. import _clock
+from ..cascade._sources import SourceReport
 from ._command_base import LOGIN_FIX, CommandError, Console, Result, describe_expiry
-from ._sources import SourceReport
 
 __all__ = ["run_refresh"]
 
 
 def run_refresh(arguments: argparse.Namespace, console: Console) -> Result:
-    from ._cascade import UnifiedAuthManager
+    from ..cascade._cascade import UnifiedAuthManager
 
     if console.is_terminal("stderr"):
         console.notice("Refreshing the OAuth token…")

@@ -16,10 +16,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._command_base import EXIT_USAGE, CommandError
-from ._config import ENV, env_value, validate_token_url
-from ._errors import StoreError
-from ._profiles import (
+from .._config import ENV, env_value, validate_token_url
+from .._errors import StoreError
+from ..cascade._profiles import (
     DEFAULT_BASE_URL,
     TOKEN_ENDPOINT,
     USER_OAUTH,
@@ -27,11 +26,12 @@ from ._profiles import (
     load_profile,
     sdk_config_dir,
 )
-from .stores._files import write_json_atomic
-from .stores._sdk_profile import CREDENTIALS_TYPE, SdkProfileStore
+from ..stores._files import write_json_atomic
+from ..stores._sdk_profile import CREDENTIALS_TYPE, SdkProfileStore
+from ._command_base import EXIT_USAGE, CommandError
 
 if TYPE_CHECKING:
-    from ._tokens import TokenSet
+    from .._tokens import TokenSet
 
 __all__ = ["SDK_MANDATORY_SECONDS", "SDK_REFRESH_LEAD_SECONDS", "PublishedProfile"]
 

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _config
-from ._errors import StoreConflict, StoreError, TokenFileError
-from ._events import emit
-from ._tokens import Secret, TokenSet
+from .. import _config
+from .._errors import StoreConflict, StoreError, TokenFileError
+from .._events import emit
+from .._tokens import Secret, TokenSet
+from ..stores._base import DEFAULT_LOCK_TIMEOUT, TokenStore
 from ._writeback import WATCH_INTERVAL_SECONDS, WriteBacks
-from .stores._base import DEFAULT_LOCK_TIMEOUT, TokenStore
 
 if TYPE_CHECKING:
     from anthropic.lib.credentials import AccessToken

@@ -14,13 +14,13 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from . import _clock, _config
-from ._config import ENV
+from .. import _clock, _config
+from .._config import ENV
+from .._errors import StoreError
+from .._tokens import TokenSet, mask
+from ..stores._base import TokenStore
+from ..stores._file import path_of
 from ._credential import Credential, SourceReport
-from ._errors import StoreError
-from ._tokens import TokenSet, mask
-from .stores._base import TokenStore
-from .stores._file import path_of
 
 __all__ = ["check_store", "configuration_problem", "format_duration", "judged_with"]
 
@@ -131,7 +131,7 @@ def _recorded_refusal(tokens: TokenSet, path: Path | None) -> str | None:
     token refused (``invalid_grant``, kept in ``<file>.oauth.state``); else None."""
     if path is None or tokens.refresh_token is None:
         return None
-    from ._backoff import read_shared_state, refusal_key, state_path
+    from ..lifecycle._backoff import read_shared_state, refusal_key, state_path
 
     state = read_shared_state(state_path(path))
     if not state.refused:

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._errors import ClaudeAuthError
+from ..stores._file import path_of
 from ._command_base import CommandError
-from ._errors import ClaudeAuthError
-from .stores._file import path_of
 
 if TYPE_CHECKING:
-    from .stores._base import TokenStore
+    from ..stores._base import TokenStore
 
 __all__ = [
     "Target",
@@ -46,9 +46,9 @@ def target_store(url: str | None) -> Target:
     of our own places a client reads, in the cascade's order, so that what ``save`` writes is
     the login clients use and what ``logout`` deletes is the one they would have used:
     ``$CLAUDE_AUTH_FILE``, then ``$CLAUDE_TOKEN_STORE``, then the default ``auth.json``."""
-    from ._config import ENV, default_auth_file, env_value, expand_path
-    from .stores._file import FileStore
-    from .stores._url import store_from_url
+    from .._config import ENV, default_auth_file, env_value, expand_path
+    from ..stores._file import FileStore
+    from ..stores._url import store_from_url
 
     if url is not None:
         return Target(store_from_url(url), "--store")
@@ -94,8 +94,8 @@ def _network_place(location: str) -> tuple[tuple[str, int | None, str], frozense
 def delete_login(store: TokenStore) -> None:
     """Call under the store's lock: delete the login and, beside a token file, the refresh
     state and the lock file that only served it (nothing of the login is left behind)."""
-    from ._backoff import state_path
-    from .stores._files import lock_path
+    from ..lifecycle._backoff import state_path
+    from ..stores._files import lock_path
 
     path = path_of(store)
     companions = () if path is None else (state_path(path), lock_path(path))
@@ -111,7 +111,7 @@ def refuse_claude_code_store(
     path: Path, action: str, document: dict[str, Any] | None = None
 ) -> None:
     """Stop before writing or deleting Claude Code's own credentials."""
-    from ._config import claude_code_file
+    from .._config import claude_code_file
 
     theirs = claude_code_file()
     same = path.resolve() == theirs.resolve()
@@ -128,7 +128,7 @@ def refuse_claude_code_store(
 
 def previous_document(path: Path) -> dict[str, Any] | None:
     """The current file, if it is a readable, trustworthy JSON object."""
-    from .stores._files import read_json_file
+    from ..stores._files import read_json_file
 
     try:
         document = read_json_file(path)

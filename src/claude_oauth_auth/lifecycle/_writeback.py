@@ -7,13 +7,13 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .._errors import StoreConflict, StoreError
+from .._events import emit
+from .._tokens import TokenSet
+from ..stores._base import DEFAULT_LOCK_TIMEOUT, TokenStore, Version
+from ..stores._file import path_of
 from ._backoff import read_shared_state, state_path, token_digest
-from ._errors import StoreConflict, StoreError
-from ._events import emit
-from ._tokens import TokenSet
-from .lifecycle._state import WorkerState
-from .stores._base import DEFAULT_LOCK_TIMEOUT, TokenStore, Version
-from .stores._file import path_of
+from ._state import WorkerState
 
 __all__ = ["RESTORE_GRACE_SECONDS", "WATCH_INTERVAL_SECONDS", "WriteBacks"]
 

@@ -7,7 +7,11 @@ import json
 import math
 from typing import Any
 
-from . import _clock
+from .. import _clock
+from .._config import ENV, env_value
+from .._errors import ClaudeAuthError
+from .._tokens import TokenSet
+from ..stores._file import path_of
 from ._command_base import CommandError, Console, Result, describe_expiry
 from ._command_stores import (
     Target,
@@ -16,10 +20,6 @@ from ._command_stores import (
     same_place,
     target_store,
 )
-from ._config import ENV, env_value
-from ._errors import ClaudeAuthError
-from ._tokens import TokenSet
-from .stores._file import path_of
 
 __all__ = ["run_save"]
 
@@ -41,7 +41,7 @@ def run_save(arguments: argparse.Namespace, console: Console) -> Result:
         if path is not None:
             refuse_claude_code_store(path, "save tokens to it", previous_document(path))
         store.save(tokens, expected_version=store.version())
-    from ._tokens import mask
+    from .._tokens import mask
 
     expiry = tokens.expires_at or 0.0
     refresh = (
@@ -76,7 +76,7 @@ def run_save(arguments: argparse.Namespace, console: Console) -> Result:
 
 def _unread_note(target: Target) -> tuple[str, ...]:
     """A login saved with ``--store`` where clients do not look first: say so, not shadow it."""
-    from .stores._url import store_from_url
+    from ..stores._url import store_from_url
 
     if target.chosen_by != "--store":
         return ()
@@ -120,8 +120,8 @@ def _bad_input(message: str) -> CommandError:
 def _validated_tokens(raw: bytes) -> tuple[TokenSet, list[str]]:
     """Check the JSON on standard input (our file shape, or a token endpoint's answer);
     return the tokens and the unknown fields it ignored."""
-    from ._config import validate_token_url
-    from ._tokens import TokenFormatError, json_kind, parse_token_document
+    from .._config import validate_token_url
+    from .._tokens import TokenFormatError, json_kind, parse_token_document
 
     if len(raw) > MAX_INPUT_BYTES:
         raise _bad_input("standard input is larger than a token document can be")

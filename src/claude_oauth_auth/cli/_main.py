@@ -15,7 +15,19 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
-from ._cli_help import (
+from .._errors import ClaudeAuthError, StoreError, TokenFileError, TokenRefreshError
+from .._version import __version__
+from ._command_base import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    LOGIN_FIX,
+    CommandError,
+    Result,
+    is_sdk_error,
+)
+from ._commands import COMMAND_ARGUMENTS, COMMANDS
+from ._console import TerminalConsole
+from ._help import (
     COMPLETION_EPILOG,
     DESCRIPTION,
     KEEP_FRESH_EPILOG,
@@ -27,18 +39,6 @@ from ._cli_help import (
     STORE_HELP,
     TOKEN_EPILOG,
 )
-from ._command_base import (
-    EXIT_FAILED,
-    EXIT_USAGE,
-    LOGIN_FIX,
-    CommandError,
-    Result,
-    is_sdk_error,
-)
-from ._commands import COMMAND_ARGUMENTS, COMMANDS
-from ._console import TerminalConsole
-from ._errors import ClaudeAuthError, StoreError, TokenFileError, TokenRefreshError
-from ._version import __version__
 
 __all__ = ["build_parser", "main"]
 
@@ -236,7 +236,7 @@ def _reader_went_away() -> int:
 def _explain(error: Exception) -> CommandError:
     """Turn a library error into one sentence and a fix (never a traceback)."""
     if is_sdk_error(error, "NoCredentialsError"):
-        from ._status import get_auth_status
+        from .._status import get_auth_status
 
         fix = get_auth_status()["fix"]  # names the broken source in the way, if there is one
         return CommandError(

@@ -8,15 +8,15 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ._config import ENV
+from .._config import ENV
+from .._errors import ClaudeAuthError, StoreError, TokenRefreshError
+from .._tokens import mask
+from ..lifecycle._manager import OAuthTokenManager
+from ..stores._base import TokenStore
 from ._credential import Credential, SourceReport, SourceReports
-from ._errors import ClaudeAuthError, StoreError, TokenRefreshError
 from ._failover import Failover, Fallback
-from ._manager import OAuthTokenManager
 from ._sources import check_source, explain_reports, validate_sources
 from ._static_token import StaticOAuthToken
-from ._tokens import mask
-from .stores._base import TokenStore
 
 __all__ = ["StaticOAuthToken", "UnifiedAuthManager"]
 
@@ -104,7 +104,7 @@ class UnifiedAuthManager:
         self._clock = clock
         found = self._discover_credentials()
         if found is None:
-            from ._sdk_errors import NoCredentialsError
+            from .._sdk_errors import NoCredentialsError
 
             raise NoCredentialsError(self._no_credentials_message())
         self.credential = self._coerce(found)
@@ -369,7 +369,7 @@ class UnifiedAuthManager:
         except ClaudeAuthError as error:
             # Only a refused refresh is an OAuthRefreshError; importing that class imports the
             # SDK, so it happens here, on the failure path, not on every successful start.
-            from ._sdk_errors import OAuthRefreshError
+            from .._sdk_errors import OAuthRefreshError
 
             if not isinstance(error, OAuthRefreshError):
                 raise

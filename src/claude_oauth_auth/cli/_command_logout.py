@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..stores._file import path_of
 from ._command_base import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError, Console, Result
 from ._command_stores import (
     Target,
@@ -12,7 +13,6 @@ from ._command_stores import (
     refuse_claude_code_store,
     target_store,
 )
-from .stores._file import path_of
 
 __all__ = ["run_logout"]
 

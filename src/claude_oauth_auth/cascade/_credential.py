@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ._config import validate_token_url
-from ._tokens import TokenSet, mask
-from .stores._base import TokenStore
+from .._config import validate_token_url
+from .._tokens import TokenSet, mask
+from ..stores._base import TokenStore
 
 __all__ = [
     "DEFAULT_BASE_URL",

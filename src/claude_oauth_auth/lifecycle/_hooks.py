@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ._errors import StoreConflict
-from ._tokens import TokenSet
-from .stores._base import DEFAULT_LOCK_TIMEOUT, Version
-from .stores._files import file_lock, file_signature, folder_writable
+from .._errors import StoreConflict
+from .._tokens import TokenSet
+from ..stores._base import DEFAULT_LOCK_TIMEOUT, Version
+from ..stores._files import file_lock, file_signature, folder_writable
 
 __all__ = ["HookStore", "overrides_hooks"]
 

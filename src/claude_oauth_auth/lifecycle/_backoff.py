@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._errors import TokenRefreshError
-from ._tokens import Secret
-from .lifecycle._state import Refusal, WorkerState
+from .._errors import TokenRefreshError
+from .._tokens import Secret
+from ._state import Refusal, WorkerState
 
 __all__ = [
     "BACKOFF_BASE_SECONDS",
@@ -143,7 +143,7 @@ def _refusal(item: object) -> Refusal | None:
 
 def write_shared_state(path: Path, state: SharedState) -> None:
     """Write the state (0600, atomic); a failure only loses advice, so it is not raised."""
-    from .stores._files import write_json_atomic
+    from ..stores._files import write_json_atomic
 
     document = {
         "retry_not_before": state.retry_not_before if math.isfinite(state.retry_not_before) else 0,
@@ -211,7 +211,7 @@ class BackoffSchedule:
         self._write_shared_backoff()
 
     def _state_file(self) -> Path | None:
-        from .stores._file import path_of
+        from ..stores._file import path_of
 
         path = path_of(self.store)
         return state_path(path) if path is not None and self._holding_store_lock else None

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ._status import expiry_text
+from .._status import expiry_text
 
 __all__ = [
     "EXIT_FAILED",

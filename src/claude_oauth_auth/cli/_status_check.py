@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _clock
-from ._errors import ClaudeAuthError, TokenRefreshError
-from ._tokens import mask
+from .. import _clock
+from .._errors import ClaudeAuthError, TokenRefreshError
+from .._tokens import mask
 
 __all__ = ["CHECK_TIMEOUT_SECONDS", "check_online"]
 
@@ -30,7 +30,7 @@ def check_online(timeout: float = CHECK_TIMEOUT_SECONDS) -> dict[str, Any]:
     import anthropic
     import anthropic.resources.models  # loaded before the clock starts: it times the check
 
-    from ._client import ClaudeClient
+    from .._client import ClaudeClient
 
     started = _clock.monotonic()
     outcome: dict[str, Any] = {"result": "ok", "reason": None, "fix": None, "source": None}

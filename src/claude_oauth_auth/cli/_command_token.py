@@ -9,13 +9,13 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from . import _clock
+from .. import _clock
+from .._errors import ClaudeAuthError
 from ._command_base import EXIT_USAGE, CommandError, Console, Result, is_sdk_error
-from ._errors import ClaudeAuthError
 
 if TYPE_CHECKING:
-    from ._cascade import UnifiedAuthManager
-    from ._sources import Credential
+    from ..cascade._cascade import UnifiedAuthManager
+    from ..cascade._sources import Credential
 
 __all__ = ["run_token"]
 
@@ -31,7 +31,7 @@ def run_token(arguments: argparse.Namespace, console: Console) -> Result:
             "pipe or capture the output (`$(claude-oauth-auth token)`), or pass --show",
             EXIT_USAGE,
         )
-    from ._cascade import UnifiedAuthManager
+    from ..cascade._cascade import UnifiedAuthManager
 
     with _slow_notice(console, "Refreshing the OAuth token…"):
         auth = UnifiedAuthManager()
@@ -62,10 +62,10 @@ def headers_for(credential: Credential, token: str) -> list[tuple[str, str]]:
     ``api_key=`` or ``auth_token=``, so the spelling is always the installed SDK's.
     """
     if credential.kind == "oauth":
-        from ._flow import OAUTH_BETA
+        from .._flow import OAUTH_BETA
 
         return [("Authorization", f"Bearer {token}"), ("anthropic-beta", OAUTH_BETA)]
-    from ._client import ClaudeClient
+    from .._client import ClaudeClient
 
     local = "http://127.0.0.1"  # no request is made
     if credential.kind == "api_key":
