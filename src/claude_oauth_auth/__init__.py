@@ -20,6 +20,7 @@ if _typing.TYPE_CHECKING:
         TokenRefreshError,
     )
     from ._manager import OAuthTokenManager
+    from ._quota import Quota, QuotaWindow
     from ._sdk_errors import NoCredentialsError, OAuthRefreshError
     from ._sources import Credential, SourceReport
     from ._status import get_auth_status
@@ -32,6 +33,8 @@ __all__ = [
     "NoCredentialsError",
     "OAuthRefreshError",
     "OAuthTokenManager",
+    "Quota",
+    "QuotaWindow",
     "SourceReport",
     "StoreConflict",
     "StoreError",
@@ -54,6 +57,8 @@ _LAZY = {
     "OAuthRefreshError": "._sdk_errors",
     "OAuthTokenManager": "._manager",
     "UnifiedAuthManager": "._cascade",
+    "Quota": "._quota",
+    "QuotaWindow": "._quota",
     "Credential": "._sources",
     "SourceReport": "._sources",
     "get_auth_status": "._status",
