@@ -18,6 +18,8 @@ import httpx2
 import pytest
 from fakeapi import FakeAnthropic, Fault, UnifiedLimits
 from helpers import auth_file_path, claude_code_path, write_auth_file, write_claude_code_file
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from claude_oauth_auth import AsyncClaudeClient, ClaudeClient, Quota, QuotaWindow
 from claude_oauth_auth._quota import QuotaBoard, parse_quota, quota_line
@@ -262,3 +264,30 @@ def test_quota_line(monkeypatch: pytest.MonkeyPatch) -> None:
         "7-day: 18 % used, resets May 31 20:26 UTC; "
         "7-day (one model): 100 % used (rejected); status: allowed_warning"
     )
+
+
+SUFFIXES = ["status", "reset", "representative-claim", "fallback", "fallback-percentage"]
+SUFFIXES += ["overage-status", "overage-disabled-reason"]
+SUFFIXES += [f"{w}-{f}" for w in ("5h", "7d", "7d_oi", "overage") for f in ("utilization", "reset")]
+SUFFIXES += ["5h-status", "7d-surpassed-threshold", "made-up"]
+VALUES = st.one_of(
+    st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=80),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.integers(min_value=-(10**20), max_value=10**20).map(str),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(SUFFIXES), VALUES, max_size=len(SUFFIXES)))
+def test_any_values_parse_without_raising(values: dict[str, str]) -> None:
+    board = QuotaBoard()
+    raw = [(b"Anthropic-Ratelimit-Unified-Status", b"allowed")]
+    raw += [(UNIFIED.encode() + k.encode(), v.encode("latin-1")) for k, v in values.items()]
+    board.note("login", httpx2.Headers(raw))
+    quota = board.get("login")
+    assert quota is not None
+    for window in quota.windows.values():
+        assert window.utilization is None or 0 <= window.utilization <= 10
+        assert window.resets_at is None or 1e9 <= window.resets_at < 1e11
+    json.dumps(quota.as_dict(), allow_nan=False)
+    assert quota_line(quota.as_dict()).isprintable()
