@@ -51,6 +51,7 @@ __all__ = [
     "FakeAnthropic",
     "Fault",
     "RecordedRequest",
+    "UnifiedLimits",
 ]
 
 OAUTH_BETA = "oauth-2025-04-20"
@@ -69,6 +70,13 @@ MISSING_KEY_MESSAGE = "x-api-key header is required"
 INVALID_GRANT_BODY: dict[str, str] = {
     "error": "invalid_grant",
     "error_description": "Refresh token not found or invalid",
+}
+UNIFIED_PREFIX = "anthropic-ratelimit-unified-"
+UNIFIED_CLAIMS = {  # window header name -> representative claim naming it
+    "5h": "five_hour",
+    "7d": "seven_day",
+    "7d_oi": "seven_day_overage_included",
+    "overage": "overage",
 }
 REPLY_TEXT = "Hello from fake API"
 _REPLY_CHUNKS = ("Hello", " from", " fake API")
@@ -102,6 +110,60 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     close: bool = False
+
+
+@dataclass
+class UnifiedLimits:
+    """The ``anthropic-ratelimit-unified-*`` headers sent on Messages responses to OAuth requests.
+
+    The names are the ones Claude Code reads and the API was seen sending (see
+    ``docs/observability.md``). Per window (``5h``, ``7d``, ``7d_oi``, ``overage``):
+    ``-{window}-utilization`` (a fraction), ``-{window}-reset`` (unix seconds: ``resets_in``
+    seconds after the fake's clock) and ``-{window}-status``; a window missing from
+    ``utilization`` is not sent. ``None`` leaves a header out; ``extra`` adds or overrides
+    headers by full name (malformed values, tests), and an empty value there removes one.
+    """
+
+    status: str | None = "allowed"
+    representative_claim: str | None = "five_hour"
+    fallback: str | None = "available"
+    fallback_percentage: float | None = 0.5
+    overage_status: str | None = "rejected"
+    overage_disabled_reason: str | None = "org_level_disabled"
+    utilization: dict[str, float] = field(default_factory=lambda: {"5h": 0.62, "7d": 0.18})
+    resets_in: dict[str, float] = field(
+        default_factory=lambda: {"5h": 3 * 3600.0, "7d": 4 * 86400.0, "7d_oi": 4 * 86400.0}
+    )
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def headers(self, now: float) -> dict[str, str]:
+        """The headers of one response at ``now`` (unix seconds)."""
+        prefix = UNIFIED_PREFIX
+        out: dict[str, str] = {}
+        for window, used in self.utilization.items():
+            out[f"{prefix}{window}-utilization"] = f"{used:g}"
+            out[f"{prefix}{window}-reset"] = str(int(now + self.resets_in.get(window, 3600.0)))
+            if window != "overage":  # the overage window's status is -overage-status
+                out[f"{prefix}{window}-status"] = "rejected" if used >= 1 else "allowed"
+        claim_window = {v: k for k, v in UNIFIED_CLAIMS.items()}.get(self.representative_claim)
+        simple = {
+            "status": self.status,
+            "representative-claim": self.representative_claim,
+            "reset": out.get(f"{prefix}{claim_window}-reset"),
+            "fallback": self.fallback,
+            "fallback-percentage": None
+            if self.fallback_percentage is None
+            else f"{self.fallback_percentage:g}",
+            "overage-status": self.overage_status,
+            "overage-disabled-reason": self.overage_disabled_reason,
+        }
+        out.update({prefix + name: value for name, value in simple.items() if value is not None})
+        for name, value in self.extra.items():
+            if value:
+                out[name] = value
+            else:
+                out.pop(name, None)
+        return out
 
 
 @dataclass
@@ -334,6 +396,9 @@ class FakeAnthropic:
         self.rotate_refresh_tokens: bool = True
         self.token_faults: list[Fault] = []
         self.api_faults: list[Fault] = []
+        # The unified rate-limit headers of OAuth responses (None: not sent), on these paths.
+        self.unified_limits: UnifiedLimits | None = UnifiedLimits()
+        self.unified_paths: tuple[str, ...] = ("/v1/messages",)
 
         # counters / records
         self.token_posts: int = 0
@@ -636,6 +701,8 @@ class FakeAnthropic:
                     resp = _fault_response(fault)
                 else:
                     resp = self._route(method, path, body, raw)
+                if auth_kind == "oauth":
+                    self._add_unified_limits(path, resp, fault)
         else:
             auth_kind, token = "none", None
             resp = _api_error(404, "not_found_error", f"Not found: {method} {path}")
@@ -656,6 +723,17 @@ class FakeAnthropic:
         if fault is not None and fault.delay > 0:
             time.sleep(fault.delay)
         return resp
+
+    def _add_unified_limits(self, path: str, resp: _Response, fault: Fault | None) -> None:
+        """An accepted OAuth request's answer carries the unified headers (a fault's own win)."""
+        with self.lock:
+            limits, paths, now = self.unified_limits, self.unified_paths, self.clock()
+        if limits is None or path.rstrip("/") not in paths:
+            return
+        own = {name.lower() for name in fault.headers} if fault is not None else set()
+        for name, value in limits.headers(now).items():
+            if name not in own:
+                resp.headers[name] = value
 
     def _route(self, method: str, path: str, body: Any, raw: bytes) -> _Response:
         p = path.rstrip("/")

@@ -18,7 +18,7 @@ from typing import Any
 import anthropic
 import pytest
 from conftest import Clock
-from fakeapi import OAUTH_BETA, FakeAnthropic, Fault
+from fakeapi import OAUTH_BETA, FakeAnthropic, Fault, UnifiedLimits
 
 MODEL = "claude-test-1"
 MESSAGES: list[Any] = [{"role": "user", "content": "Hi there"}]
@@ -262,6 +262,47 @@ def test_models(fake: FakeAnthropic) -> None:
     assert client.models.retrieve("claude-test-1").id == "claude-test-1"
     with pytest.raises(anthropic.NotFoundError):
         client.models.retrieve("nope")
+
+
+def test_unified_limits_on_oauth_messages(fake: FakeAnthropic) -> None:
+    """Messages answers to OAuth requests carry the unified headers; other answers do not."""
+    access, _ = fake.issue_tokens()
+    client = oauth_client(fake, access)
+    now = time.time()
+    raw = client.messages.with_raw_response.create(model=MODEL, max_tokens=16, messages=MESSAGES)
+    unified = {k: v for k, v in raw.headers.items() if k.startswith("anthropic-ratelimit-unified")}
+    prefix = "anthropic-ratelimit-unified-"
+    assert unified[prefix + "status"] == "allowed"
+    assert unified[prefix + "representative-claim"] == "five_hour"
+    assert unified[prefix + "5h-utilization"] == "0.62"
+    assert unified[prefix + "7d-utilization"] == "0.18"
+    assert int(unified[prefix + "5h-reset"]) == pytest.approx(now + 3 * 3600, abs=5)
+    assert unified[prefix + "reset"] == unified[prefix + "5h-reset"]
+    assert unified[prefix + "fallback"] == "available"
+    assert unified[prefix + "overage-status"] == "rejected"
+    with client.messages.with_streaming_response.create(
+        model=MODEL, max_tokens=16, messages=MESSAGES, stream=True
+    ) as streamed:
+        assert streamed.headers[prefix + "status"] == "allowed"
+    models = client.models.with_raw_response.list()
+    assert prefix + "status" not in models.headers  # only on the paths in unified_paths
+    keyed = api_key_client(fake, fake.add_api_key()).messages.with_raw_response.create(
+        model=MODEL, max_tokens=16, messages=MESSAGES
+    )
+    assert prefix + "status" not in keyed.headers  # API keys get none
+
+    fake.unified_limits = UnifiedLimits(
+        representative_claim="seven_day_overage_included",
+        utilization={"7d_oi": 1.0},
+        extra={prefix + "fallback": "", prefix + "status": "rejected"},
+    )
+    fake.unified_paths = ("/v1/models",)
+    headers = client.models.with_raw_response.list().headers
+    assert headers[prefix + "7d_oi-status"] == "rejected"
+    assert headers[prefix + "reset"] == headers[prefix + "7d_oi-reset"]
+    assert headers[prefix + "status"] == "rejected" and prefix + "fallback" not in headers
+    fake.unified_limits = None
+    assert prefix + "status" not in client.models.with_raw_response.list().headers
 
 
 def test_count_tokens(fake: FakeAnthropic) -> None:

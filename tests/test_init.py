@@ -64,6 +64,7 @@ def test_clients_are_lazy() -> None:
         "import sys, claude_oauth_auth\n"
         "assert 'anthropic' not in sys.modules\n"
         "claude_oauth_auth.UnifiedAuthManager, claude_oauth_auth.OAuthTokenManager\n"
+        "claude_oauth_auth.Quota, claude_oauth_auth.QuotaWindow\n"
         "assert 'anthropic' not in sys.modules\n"
         "import anthropic\n"
         "assert issubclass(claude_oauth_auth.ClaudeClient, anthropic.Anthropic)\n"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakeapi import FakeAnthropic
+from fakeapi import FakeAnthropic, Fault, UnifiedLimits
 from helpers import (
     auth_file_path,
     claude_code_path,
@@ -191,3 +191,66 @@ def test_without_check_status_makes_no_request(
     result = status("--json")
     assert result.returncode == 0 and "check" not in result.document
     assert oauth_env.api_requests == []
+
+
+# ----- the quota the check's answer reports ----------------------------------------------------
+
+
+def test_check_prints_the_quota_its_answer_carries(oauth_env: FakeAnthropic, home: Path) -> None:
+    access, refresh = oauth_env.issue_tokens()
+    write_claude_code_file(claude_code_path(home), access, refresh)
+    oauth_env.unified_paths = ("/v1/messages", "/v1/models")
+    before = time.time()
+    result = status("--check", "--json")
+    assert result.returncode == 0, result.stderr
+    quota = result.document["quota"]
+    assert quota["status"] == "allowed" and quota["representative_claim"] == "five_hour"
+    assert set(quota["windows"]) == {"5h", "7d"}
+    five_hour = quota["windows"]["5h"]
+    assert five_hour["utilization"] == 0.62 and five_hour["status"] == "allowed"
+    assert five_hour["resets_at"] == pytest.approx(before + 3 * 3600, abs=10)
+    assert quota["windows"]["7d"]["utilization"] == 0.18
+    assert quota["overage_status"] == "rejected" and quota["fallback"] == "available"
+    assert "quota" not in result.document["check"]
+    text = status("--check")
+    assert text.returncode == 0, text.stderr
+    lines = [line for line in text.stdout.splitlines() if line.startswith("Quota: ")]
+    assert len(lines) == 1, text.stdout
+    assert lines[0].startswith("Quota: 5-hour window: 62 % used, resets ")
+    assert "(binding); 7-day: 18 % used, resets " in lines[0]
+    assert [r.path for r in oauth_env.api_requests] == ["/v1/models", "/v1/models"]  # one each
+
+
+def test_check_prints_the_quota_of_a_rate_limited_answer(
+    oauth_env: FakeAnthropic, home: Path
+) -> None:
+    access, refresh = oauth_env.issue_tokens()
+    write_claude_code_file(claude_code_path(home), access, refresh)
+    oauth_env.unified_paths = ("/v1/models",)
+    oauth_env.unified_limits = UnifiedLimits(status="rejected", utilization={"5h": 1.0})
+    error = {"type": "error", "error": {"type": "rate_limit_error", "message": "limited"}}
+    oauth_env.api_faults.append(Fault(429, error))
+    text = status("--check")
+    assert text.returncode == 1 and "unreachable" in text.stdout
+    assert "Quota: 5-hour window: 100 % used, resets " in text.stdout
+    assert "(rejected, binding); status: rejected" in text.stdout
+
+
+def test_check_without_unified_headers_prints_no_quota(
+    oauth_env: FakeAnthropic, home: Path
+) -> None:
+    access, refresh = oauth_env.issue_tokens()
+    write_claude_code_file(claude_code_path(home), access, refresh)
+    result = status("--check", "--json")  # the models list carries none by default
+    assert result.returncode == 0 and result.document["quota"] is None
+    text = status("--check")
+    assert text.returncode == 0 and "Quota" not in text.stdout
+
+
+def test_check_with_an_api_key_prints_no_quota(
+    oauth_env: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", oauth_env.add_api_key())
+    oauth_env.unified_paths = ("/v1/messages", "/v1/models")  # sent to OAuth requests only
+    result = status("--check", "--json")
+    assert result.returncode == 0 and result.document["quota"] is None

@@ -18,6 +18,7 @@ if _typing.TYPE_CHECKING:
         TokenFileError,
         TokenRefreshError,
     )
+    from ._quota import Quota, QuotaWindow
     from ._sdk_errors import NoCredentialsError, OAuthRefreshError
     from ._status import get_auth_status
     from .cascade._cascade import UnifiedAuthManager
@@ -32,6 +33,8 @@ __all__ = [
     "NoCredentialsError",
     "OAuthRefreshError",
     "OAuthTokenManager",
+    "Quota",
+    "QuotaWindow",
     "SourceReport",
     "StoreConflict",
     "StoreError",
@@ -56,6 +59,8 @@ _LAZY = {
     "UnifiedAuthManager": ".cascade._cascade",
     "Credential": ".cascade._sources",
     "SourceReport": ".cascade._sources",
+    "Quota": "._quota",
+    "QuotaWindow": "._quota",
     "get_auth_status": "._status",
 }
 

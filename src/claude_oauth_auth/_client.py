@@ -31,6 +31,7 @@ from ._flow import (
     as_token_source,
     beta_flags,
 )
+from ._quota import Quota
 from ._sdk_errors import OAuthRefreshError
 from .cascade._cascade import UnifiedAuthManager
 from .lifecycle._manager import OAuthTokenManager
@@ -135,6 +136,15 @@ class ClaudeClient(anthropic.Anthropic):
         """The cascade step whose credential requests use now."""
         return self.auth_manager.source
 
+    @property
+    def quota(self) -> Quota | None:
+        """The subscription quota the last response for the login in use reported, or None.
+
+        From the ``anthropic-ratelimit-unified-*`` headers of responses the client already
+        received (nothing is fetched); shared with its copies. API keys get none.
+        """
+        return _quota_of(self)
+
     def copy(
         self,
         *,
@@ -236,6 +246,11 @@ class AsyncClaudeClient(anthropic.AsyncAnthropic):
     def auth_source(self) -> str:
         """The cascade step whose credential requests use now."""
         return self.auth_manager.source
+
+    @property
+    def quota(self) -> Quota | None:
+        """The subscription quota the last response reported; see ``ClaudeClient.quota``."""
+        return _quota_of(self)
 
     def copy(
         self,
@@ -356,6 +371,11 @@ def _copy(client: Client, sdk_copy: Any, arguments: dict[str, Any]) -> Any:
         extra["_token_cache"] = client._token_cache  # one cache (and one refresh) for all copies
     extra.update(options.pop("_extra_kwargs"))
     return sdk_copy(_extra_kwargs=extra, **options)
+
+
+def _quota_of(client: ClaudeClient | AsyncClaudeClient) -> Quota | None:
+    auth = client.auth_manager
+    return auth.failover.quotas.get(auth.source)
 
 
 def _refused_after_our_retry(client: ClaudeClient | AsyncClaudeClient, response: Any) -> bool:

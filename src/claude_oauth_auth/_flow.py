@@ -277,12 +277,14 @@ class AuthFlow(AccessTokenAuth):
                     token = yield _Token(source)
                 self._apply(request, token.reveal())
                 response = yield request
+                failover.quotas.note(credential.source, response.headers)  # headers come first
                 if response.status_code == 401:
                     fresh = yield _Token(source, rejected=token)
                     if fresh == token:
                         return
                     self._apply(request, fresh.reveal())
                     response = yield request
+                    failover.quotas.note(credential.source, response.headers)
                     if response.status_code != 401:
                         return
                     reason = "the API refused a freshly refreshed token"

@@ -25,6 +25,7 @@ from typing import Any
 from .. import _clock
 from .._errors import ClaudeAuthError
 from .._events import emit
+from .._quota import QuotaBoard
 from ._credential import Credential, SourceReports, State
 from ._sources import check_source
 
@@ -52,7 +53,8 @@ class Failover:
 
     One per ``UnifiedAuthManager`` (``auth.failover``), shared by the client's auth flow and
     the LiteLLM helpers. After a temporary failure a caller tries the primary only when
-    ``start_probe()`` says so, and reports the result with ``finish_probe(error)``.
+    ``start_probe()`` says so, and reports the result with ``finish_probe(error)``. ``quotas``
+    keeps the last quota each of its logins' responses reported.
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class Failover:
         self._probing = False
         self._next_probe = 0.0
         self._probe_backoff = 1.0
+        self.quotas = QuotaBoard()
 
     def __repr__(self) -> str:
         return f"Failover(primary={self._primary.source!r}, fallback={self._fallback!r})"

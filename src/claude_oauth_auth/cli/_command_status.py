@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .._quota import quota_line
 from .._tokens import escape_control_characters as printable
 from ._command_base import EXIT_FAILED, EXIT_OK, Console, Result, describe_expiry
 
@@ -30,9 +31,12 @@ def run_status(arguments: argparse.Namespace, console: Console) -> Result:
     if status["source"] is not None:
         status = get_auth_status()  # as the check left it: a refresh shows its new expiry
     status["check"] = check
+    status["quota"] = check.pop("quota", None)
     code = _exit_code(status) if check["result"] == "ok" else EXIT_FAILED
     # A passed check answers the advice's "the API may refuse them"; a failed one says more.
     text = _status_text(status, advise=False) + "\n" + _check_line(check)
+    if status["quota"]:
+        text += "\n" + quota_line(status["quota"])
     if check.get("fix"):
         text += f"\nTo fix: {check['fix']}."
     covered = tuple(str(check[key]) for key in ("reason", "fallback") if check.get(key))

@@ -25,6 +25,7 @@ def check_online(timeout: float = CHECK_TIMEOUT_SECONDS) -> dict[str, Any]:
 
     Keys: ``result`` (``ok``, ``refused``, ``unreachable``), ``reason``, ``source`` (the
     step whose credential answered), ``fallback`` (why OAuth was left for a key, or None),
+    ``quota`` (what the answer's ``anthropic-ratelimit-unified-*`` headers said, or None),
     ``api_base_url`` and ``seconds``.
     """
     import anthropic
@@ -34,7 +35,7 @@ def check_online(timeout: float = CHECK_TIMEOUT_SECONDS) -> dict[str, Any]:
 
     started = _clock.monotonic()
     outcome: dict[str, Any] = {"result": "ok", "reason": None, "fix": None, "source": None}
-    outcome["fallback"] = None
+    outcome["fallback"] = outcome["quota"] = None
     client: ClaudeClient | None = None
     try:
         client = ClaudeClient(max_retries=0, timeout=timeout)
@@ -59,6 +60,8 @@ def check_online(timeout: float = CHECK_TIMEOUT_SECONDS) -> dict[str, Any]:
     if client is not None:
         auth = client.auth_manager
         outcome["source"] = auth.source
+        quota = client.quota  # from the answer's headers, refused ones (429) included
+        outcome["quota"] = quota.as_dict() if quota is not None else None
         if auth.fallback_reason is not None:
             outcome["fallback"] = (
                 f"OAuth from {auth.credential.source} failed ({auth.fallback_reason.rstrip('.')}); "
