@@ -70,6 +70,9 @@ class _TraceLog(logging.Handler):
         self.sched, self.location = sched, location
 
     def emit(self, record: logging.LogRecord) -> None:
+        ours = {a.thread.ident for a in self.sched.actors if a.thread is not None}
+        if record.thread not in ours and record.thread != threading.main_thread().ident:
+            return  # an earlier run's actor, still unwinding on a slow machine: not this run
         who = self.sched.current.name if self.sched.current is not None else "-"
         message = record.getMessage().replace(self.location, "<store>")  # temp folders vary
         self.sched.note(who, f"log {record.levelname}: {message}")
