@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gc
 import logging
 import shutil
 import threading
@@ -199,6 +200,11 @@ def run(seed: int, plan: Plan, *, redis_url: str | None = None) -> Outcome:
         sched.close()
         logger.removeHandler(handler)
         logger.propagate, logger.level = propagate, level
+        for actor in sched.actors:  # let killed actors unwind, and abandoned ``with store.lock()``
+            if actor.thread is not None:  # generators finalize now, not in a later run's trace
+                actor.thread.join(timeout=5)
+        if isinstance(backend, RealRedis):  # real leases: their release logs a line
+            gc.collect()
         backend.close()
         if isinstance(backend, FileBackend):
             shutil.rmtree(backend.path.parent, ignore_errors=True)
