@@ -61,7 +61,6 @@ class Driver(RefreshSteps):
             threshold=self._threshold(),
             replaced=bool(access) and access not in (before.reveal(), refused),
             differs_from_rejected=refused is not None and bool(access) and access != refused,
-            has_store=self.store is not None,
             next_poll=self._state.next_poll,
             refused=self._state.failure is not None,
             unsaved_retry_due=self._state.unsaved is not None

@@ -9,6 +9,7 @@ from .._errors import TokenRefreshError
 from .._events import emit
 from .._tokens import Secret, TokenSet
 from ..stores._base import TokenStore
+from . import _grant
 from ._backoff import BackoffSchedule
 from ._grant import PartialAnswer, RefreshRefused, request_refresh
 from ._sync import StoreSync
@@ -147,8 +148,9 @@ class RefreshSteps(BackoffSchedule, StoreSync):
 
 
 def default_grant(
-    token_url: str, refresh_token: Secret, client_id: str, *, timeout: float = 30.0
+    token_url: str, refresh_token: Secret, client_id: str, *, timeout: float | None = None
 ) -> TokenSet:
+    """The refresh POST; ``timeout`` defaults to ``_grant.REFRESH_TIMEOUT_SECONDS``."""
     from .._version import __version__
 
     return request_refresh(
@@ -156,5 +158,5 @@ def default_grant(
         refresh_token,
         client_id,
         user_agent=f"claude-oauth-auth/{__version__}",
-        timeout=timeout,
+        timeout=_grant.REFRESH_TIMEOUT_SECONDS if timeout is None else timeout,
     )

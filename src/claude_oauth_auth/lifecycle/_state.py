@@ -116,7 +116,6 @@ class View:
     rejected one."""
     differs_from_rejected: bool
     """A ``rejected`` ask: the token held is no longer the one the API refused."""
-    has_store: bool
     next_poll: float
     refused: bool
     unsaved_retry_due: bool
@@ -177,7 +176,6 @@ class FailKind(Enum):
     """The store's lock was lost while held, again and again."""
     ATTEMPT_FAILED = "attempt failed"
     """The refresh attempt's own error, raised as it is."""
-    NO_TOKEN = "no token"
 
 
 @dataclass(frozen=True, slots=True)
