@@ -14,6 +14,7 @@ __all__ = [
     "LOGGED_OUT_BY_CLAUDE_CODE",
     "LOG_IN_WITH_CLAUDE_CODE",
     "FileShape",
+    "Generation",
     "Secret",
     "TokenDocument",
     "TokenSet",
@@ -31,6 +32,8 @@ CLAUDE_CODE_KEY = "claudeAiOauth"
 OURS_EXTRA_KEYS = ("client_id", "token_url")
 CLAUDE_CODE_EXTRA_KEYS = ("subscriptionType", "rateLimitTier")
 SECONDS_LOOKALIKE_MS = 1e11  # an "expiresAt" below this (1973 in ms) was written in seconds
+GENERATION_KEY = "generation"  # in our shape
+CLAUDE_CODE_GENERATION_KEY = "claudeOauthAuthGeneration"  # top level of Claude Code's file
 
 
 def mask(secret: str | None) -> str:
@@ -104,6 +107,24 @@ class Secret:
         return bool(self._value)
 
 
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """Which chain of refreshes a saved login belongs to (``lineage``) and how far along it
+    (``number``, one more per refresh). Every writer of ours labels what it saves; a foreign
+    writer keeps the label it read or drops it, never makes one larger, so a login labelled
+    with a smaller number of the same lineage is an older one."""
+
+    lineage: str
+    number: int
+
+    def older_than(self, other: Generation | None) -> bool:
+        """Same chain, fewer refreshes along it."""
+        return other is not None and other.lineage == self.lineage and self.number < other.number
+
+    def as_json(self) -> dict[str, Any]:
+        return {"lineage": self.lineage, "number": self.number}
+
+
 @dataclass(frozen=True)
 class TokenSet:
     """An OAuth token pair with its expiry (unix seconds); repr never shows a secret."""
@@ -113,6 +134,7 @@ class TokenSet:
     expires_at: float | None = None
     scopes: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    generation: Generation | None = field(default=None, compare=False)
 
     def __repr__(self) -> str:
         return (
@@ -216,6 +238,19 @@ LOG_IN_WITH_CLAUDE_CODE = "log in again with Claude Code: run `claude`, then /lo
 CLAUDE_CODE_LOGOUT_KEYS = ("loginEnded",)  # set by Claude Code on a login it ended
 
 
+def _generation(value: object) -> Generation | None:
+    """A generation label, or None for a missing or malformed one (never an error: a label
+    only ranks logins, and without one the other rules apply)."""
+    if not isinstance(value, dict):
+        return None
+    lineage, number = value.get("lineage"), value.get("number")
+    if not isinstance(lineage, str) or not lineage.isalnum() or len(lineage) > 64:
+        return None
+    if type(number) is not int or number < 0:
+        return None
+    return Generation(lineage, number)
+
+
 def is_logged_out_by_claude_code(document: object) -> bool:
     """Claude Code's file after it gave up a refused login: empty tokens, ``expiresAt: 0``."""
     inner = document.get(CLAUDE_CODE_KEY) if isinstance(document, dict) else None
@@ -245,6 +280,7 @@ def parse_token_document(document: object) -> tuple[TokenSet, FileShape]:
             expires_at=_milliseconds(expires_ms),
             scopes=_scopes(inner.get("scopes")),
             extra=extra,
+            generation=_generation(document.get(CLAUDE_CODE_GENERATION_KEY)),
         )
         return tokens, "claude_code"
     tokens = TokenSet(
@@ -257,6 +293,7 @@ def parse_token_document(document: object) -> tuple[TokenSet, FileShape]:
             for key in OURS_EXTRA_KEYS
             if isinstance(document.get(key), str) and document[key].strip()
         },
+        generation=_generation(document.get(GENERATION_KEY)),
     )
     return tokens, "ours"
 
@@ -266,6 +303,10 @@ def render_token_document(
 ) -> dict[str, Any]:
     """Write tokens in ``shape``, keeping every key of ``previous`` we do not own."""
     document: dict[str, Any] = dict(previous or {})
+    label = CLAUDE_CODE_GENERATION_KEY if shape == "claude_code" else GENERATION_KEY
+    document.pop(label, None)
+    if tokens.generation is not None:
+        document[label] = tokens.generation.as_json()
     if shape == "claude_code":
         inner = document.get(CLAUDE_CODE_KEY)
         inner = dict(inner) if isinstance(inner, dict) else {}

@@ -7,19 +7,29 @@ from typing import TYPE_CHECKING, NoReturn
 
 from .._errors import TokenRefreshError
 from .._events import emit
-from .._tokens import Secret, TokenSet
+from .._tokens import Generation, Secret, TokenSet
 from ..stores._base import TokenStore
 from . import _grant
-from ._backoff import BackoffSchedule
+from ._backoff import BackoffSchedule, token_digest
 from ._grant import PartialAnswer, RefreshRefused, request_refresh
 from ._sync import StoreSync
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["RefreshSteps", "default_grant"]
+__all__ = ["RefreshSteps", "default_grant", "next_generation"]
 
 log = logging.getLogger("claude_oauth_auth")
+
+
+def next_generation(previous: TokenSet | None, spent: Secret) -> Generation:
+    """The label of the login a refresh of ``previous`` gives: one further along its chain; a
+    chain without a label starts at 1, named after the refresh token spent to start it (a
+    digest: no secret, and the same in every process that could start it)."""
+    held = previous.generation if previous is not None else None
+    if held is None:
+        return Generation(token_digest(spent.reveal())[:16], 1)
+    return Generation(held.lineage, held.number + 1)
 
 
 class RefreshSteps(BackoffSchedule, StoreSync):
@@ -98,6 +108,7 @@ class RefreshSteps(BackoffSchedule, StoreSync):
             fresh.expires_at,
             fresh.scopes or (previous.scopes if previous else ()),
             previous.extra if previous else {},
+            next_generation(previous, spent),
         )
         if fresh.expires_at is not None:
             # Measured from the answer, not from the POST: a threshold equal to the granted
@@ -125,6 +136,7 @@ class RefreshSteps(BackoffSchedule, StoreSync):
             previous.expires_at if previous else self._clock(),
             previous.scopes if previous else (),
             previous.extra if previous else {},
+            next_generation(previous, spent),
         )
         self._remember_spent(spent)
         self._persist(kept, spent=spent)

@@ -155,12 +155,15 @@ class WriteBacks:
     # ----- a stale write-back by another program ---------------------------------------------
 
     def _is_stale_write_back(self, theirs: TokenSet) -> bool:
-        """The store holds a refresh token we (or another process of ours) already spent."""
+        """The store holds an older login than ours: one of our chain with a smaller
+        generation, or a refresh token we (or another process of ours) already spent."""
         ours = self._state.tokens
         if ours is None or ours.refresh_token is None or theirs.refresh_token is None:
             return False
         if theirs.refresh_token == ours.refresh_token:
             return False
+        if theirs.generation is not None and theirs.generation.older_than(ours.generation):
+            return self._state.failure is None  # a refused login of ours is not worth keeping
         digest = token_digest(theirs.refresh_token)
         if digest in self._state.known.spent:
             return True

@@ -10,7 +10,7 @@ from .. import _lazy
 
 if _typing.TYPE_CHECKING:
     from .._errors import StoreConflict, StoreError
-    from .._tokens import TokenSet
+    from .._tokens import Generation, TokenSet
     from ._base import TokenStore
     from ._claude_code import ClaudeCodeStore
     from ._file import FileStore
@@ -22,6 +22,7 @@ if _typing.TYPE_CHECKING:
 __all__ = [
     "ClaudeCodeStore",
     "FileStore",
+    "Generation",
     "KeyringStore",
     "RedisStore",
     "SdkProfileStore",
@@ -34,6 +35,7 @@ __all__ = [
 
 _LAZY = {
     "TokenSet": "claude_oauth_auth._tokens",
+    "Generation": "claude_oauth_auth._tokens",
     "StoreConflict": "claude_oauth_auth._errors",
     "StoreError": "claude_oauth_auth._errors",
     "TokenStore": "claude_oauth_auth.stores._base",
