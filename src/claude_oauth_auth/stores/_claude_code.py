@@ -6,7 +6,6 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 from .. import _clock, _config
@@ -18,7 +17,7 @@ from .._tokens import (
     render_token_document,
 )
 from ._base import DEFAULT_LOCK_TIMEOUT, Version
-from ._claude_locks import HeldLocks, claude_code_refresh_locks, claude_code_write_lock
+from ._claude_locks import claude_code_write_lock
 from ._file import FileStore
 from ._keychain import Keychain, KeychainEntry, KeychainUnavailable, keychain_enabled, read_keychain
 
@@ -48,7 +47,8 @@ class ClaudeCodeStore:
     ) -> None:
         """Claude Code's file at ``path`` (default: its usual place) and, on macOS, its Keychain
         item; ``keychains`` replaces the Keychain lookups (tests, other platforms)."""
-        self.file = FileStore(path if path is not None else _config.claude_code_file())
+        where = path if path is not None else _config.claude_code_file()
+        self.file = FileStore(where, claude_code_locks=True)
         if keychains is None and keychain_enabled():
             keychains = Keychain.candidates(_config.claude_code_keychain_suffix_source())
         self.keychains = list(keychains or [])
@@ -56,7 +56,6 @@ class ClaudeCodeStore:
         self._entry: KeychainEntry | None = None
         self._keychain_digest: str | None = None
         self._keychain_read_at = -1e9
-        self._claude_locks: HeldLocks | None = None
 
     def __repr__(self) -> str:
         return f"ClaudeCodeStore({self.location!r})"
@@ -135,24 +134,15 @@ class ClaudeCodeStore:
                 return
         self.file.save(tokens, expected_version=self.file.version())
 
-    @contextlib.contextmanager
-    def lock(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
-        """Our lock beside the file, then Claude Code's two refresh locks (see _claude_locks)."""
-        deadline = _clock.monotonic() + timeout
-        with self.file.lock(timeout):
-            left = max(0.0, deadline - _clock.monotonic())
-            path = self.file.path
-            with claude_code_refresh_locks(path, left, location=self.location) as held:
-                self._claude_locks = held
-                try:
-                    yield
-                finally:
-                    self._claude_locks = None
+    def lock(
+        self, timeout: float = DEFAULT_LOCK_TIMEOUT
+    ) -> contextlib.AbstractContextManager[None]:
+        """The file's lock: ours beside it, then Claude Code's two refresh locks."""
+        return self.file.lock(timeout)
 
     def holds_lock(self) -> bool:
         """Under ``lock()``: False when a process took Claude Code's lock from us meanwhile."""
-        held = self._claude_locks
-        return held is None or held.intact()
+        return self.file.holds_lock()
 
     def delete(self) -> None:
         raise StoreError(

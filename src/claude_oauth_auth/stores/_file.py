@@ -55,11 +55,17 @@ class FileStore:
 
     poll_interval: float | None = 1.0
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        """A store over the token file at ``path`` (``~`` expanded); the file need not exist yet."""
+    def __init__(
+        self, path: str | os.PathLike[str], *, claude_code_locks: bool | None = None
+    ) -> None:
+        """A store over the token file at ``path`` (``~`` expanded); the file need not exist yet.
+
+        ``claude_code_locks``: take Claude Code's locks too; by default when the file is named
+        ``.credentials.json`` and is not in our shape."""
         self.path = _config.expand_path(path)
         self._shape: FileShape | None = None
         self._claude_locks: HeldLocks | None = None
+        self._shares_locks = claude_code_locks
 
     def __repr__(self) -> str:
         return f"FileStore({str(self.path)!r})"
@@ -103,7 +109,7 @@ class FileStore:
     def lock(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
         deadline = _clock.monotonic() + timeout
         with file_lock(self.path, timeout):
-            if not shares_claude_code_locks(self.path, self._shape):
+            if not self._takes_claude_code_locks():
                 yield
                 return
             left = max(0.0, deadline - _clock.monotonic())
@@ -119,9 +125,14 @@ class FileStore:
         held = self._claude_locks
         return held is None or held.intact()
 
+    def _takes_claude_code_locks(self) -> bool:
+        if self._shares_locks is not None:
+            return self._shares_locks
+        return shares_claude_code_locks(self.path, self._shape)
+
     def _write_lock(self) -> contextlib.AbstractContextManager[object]:
         """Claude Code's write lock, on its credentials file; else nothing."""
-        if not shares_claude_code_locks(self.path, self._shape):
+        if not self._takes_claude_code_locks():
             return contextlib.nullcontext()
         return claude_code_write_lock(self.path, location=self.location)
 
