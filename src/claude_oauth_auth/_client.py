@@ -236,6 +236,7 @@ class AsyncClaudeClient(anthropic.AsyncAnthropic):
         sdk = _setup(self, auth_manager, locals())
         super().__init__(**sdk)
         _install_flow(self)
+        _import_what_a_refresh_needs()
 
     @property
     def auth_method(self) -> str:
@@ -342,6 +343,13 @@ def _setup(
     else:
         sdk["credentials"] = auth_manager.token_source
     return sdk
+
+
+def _import_what_a_refresh_needs() -> None:
+    """Import the file lock now, not in the worker thread of the first refresh: an import
+    there, beside the running event loop, stalled the loop about 100 ms (filelock takes about
+    40 ms to import); done here it adds that to the client's construction instead."""
+    import filelock  # noqa: F401
 
 
 def _install_flow(client: ClaudeClient | AsyncClaudeClient) -> None:
