@@ -14,7 +14,7 @@ import keyring
 import pytest
 from conftest import Clock
 from fakeapi import FakeAnthropic
-from helpers import read_json, write_auth_file, write_claude_code_file, write_json
+from helpers import read_json, run_cli, write_auth_file, write_claude_code_file, write_json
 from secret_service import SecretServiceSession
 
 from claude_oauth_auth import OAuthTokenManager
@@ -128,6 +128,38 @@ def test_a_token_file_restored_from_a_backup_many_refreshes_old_is_not_adopted(
     assert manager.refresh_token == newest
     assert read_json(token_path)["refresh_token"] == newest
     assert usable(server, newest) and server.invalid_grants == 0
+
+
+def test_a_process_started_after_a_backup_was_put_back_does_not_spend_its_token(
+    oauth_env: FakeAnthropic, token_path: Path, clock: Clock
+) -> None:
+    """As observed from outside: after the restore, a new process (a cron job running
+    `claude-oauth-auth token`) spent the backup's refresh token. A token endpoint that revokes
+    a reused token's whole family then ended the newer login the running service held too."""
+    server = oauth_env
+    access, refresh = server.issue_tokens(expires_in=-5)
+    write_auth_file(token_path, access, refresh, expires_in=-5)
+    service = OAuthTokenManager(token_file=token_path, token_url=server.token_url, clock=clock)
+    client = sdk_client(service, server)
+    ask(client)
+    backup = read_json(token_path)
+    for _ in range(3):
+        service.refresh()
+    newest = service.refresh_token
+    backup["token_expiry"] = clock() - 60  # last week's copy: its access token has expired
+    write_json(token_path, backup)
+    posts = server.token_posts
+
+    cron = run_cli("token")
+    assert cron.returncode == 1
+    assert "older copy of its OAuth login (refresh 1 of its chain; refresh 4" in cron.stderr
+    assert server.token_posts == posts and server.invalid_grants == 0
+
+    clock.advance(1.1)
+    ask(client)  # the service puts its newer login back at its next request
+    assert read_json(token_path)["refresh_token"] == newest
+    assert run_cli("token").returncode == 0
+    assert usable(server, service.refresh_token) and server.invalid_grants == 0
 
 
 def test_a_restored_backup_of_claude_codes_file_is_not_adopted_but_its_rotation_is(

@@ -346,9 +346,7 @@ def _setup(
 
 
 def _import_what_a_refresh_needs() -> None:
-    """Import the file lock now, not in the worker thread of the first refresh: an import
-    there, beside the running event loop, stalled the loop about 100 ms (filelock takes about
-    40 ms to import); done here it adds that to the client's construction instead."""
+    """Imported in a first refresh's worker thread, filelock stalled the event loop ~100 ms."""
     import filelock  # noqa: F401
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "is_logged_out_by_claude_code",
     "json_kind",
     "mask",
+    "parse_generation",
     "parse_token_document",
     "render_token_document",
 ]
@@ -238,7 +239,7 @@ LOG_IN_WITH_CLAUDE_CODE = "log in again with Claude Code: run `claude`, then /lo
 CLAUDE_CODE_LOGOUT_KEYS = ("loginEnded",)  # set by Claude Code on a login it ended
 
 
-def _generation(value: object) -> Generation | None:
+def parse_generation(value: object) -> Generation | None:
     """A generation label, or None for a missing or malformed one (never an error: a label
     only ranks logins, and without one the other rules apply)."""
     if not isinstance(value, dict):
@@ -280,7 +281,7 @@ def parse_token_document(document: object) -> tuple[TokenSet, FileShape]:
             expires_at=_milliseconds(expires_ms),
             scopes=_scopes(inner.get("scopes")),
             extra=extra,
-            generation=_generation(document.get(CLAUDE_CODE_GENERATION_KEY)),
+            generation=parse_generation(document.get(CLAUDE_CODE_GENERATION_KEY)),
         )
         return tokens, "claude_code"
     tokens = TokenSet(
@@ -293,7 +294,7 @@ def parse_token_document(document: object) -> tuple[TokenSet, FileShape]:
             for key in OURS_EXTRA_KEYS
             if isinstance(document.get(key), str) and document[key].strip()
         },
-        generation=_generation(document.get(GENERATION_KEY)),
+        generation=parse_generation(document.get(GENERATION_KEY)),
     )
     return tokens, "ours"
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import TokenRefreshError
-from .._tokens import Secret
+from .._tokens import Generation, Secret, parse_generation
 from ._state import Refusal, WorkerState
 
 __all__ = [
@@ -79,6 +79,7 @@ class SharedState:
     spent: list[str] = field(default_factory=list)
     last_error: str = ""
     refused: list[Refusal] = field(default_factory=list)
+    newest: Generation | None = None
 
     def remember_spent(self, digest: str) -> None:
         if digest not in self.spent:
@@ -127,6 +128,7 @@ def read_shared_state(path: Path) -> SharedState:
     refused = document.get("refused")
     if isinstance(refused, list):
         state.refused = [r for r in map(_refusal, refused) if r is not None][-MAX_SPENT:]
+    state.newest = parse_generation(document.get("newest"))
     return state
 
 
@@ -145,7 +147,7 @@ def write_shared_state(path: Path, state: SharedState) -> None:
     """Write the state (0600, atomic); a failure only loses advice, so it is not raised."""
     from ..stores._files import write_json_atomic
 
-    document = {
+    document: dict[str, object] = {
         "retry_not_before": state.retry_not_before if math.isfinite(state.retry_not_before) else 0,
         "failures": state.failures,
         "spent": state.spent,
@@ -155,6 +157,8 @@ def write_shared_state(path: Path, state: SharedState) -> None:
             for item in state.refused
         ],
     }
+    if state.newest is not None:
+        document["newest"] = state.newest.as_json()
     with contextlib.suppress(OSError):
         write_json_atomic(path, document)
 
@@ -228,6 +232,8 @@ class BackoffSchedule:
         known = {item.key for item in self._state.known.refused}
         fresh = [item for item in state.refused if item.key not in known]
         self._state.known.refused = [*self._state.known.refused, *fresh][-MAX_SPENT:]
+        if state.newest is not None:  # saved under this lock: the file's is the last one
+            self._state.known.newest = state.newest
         if state.retry_not_before > self._state.backoff.retry_not_before:
             self._state.backoff.retry_not_before = state.retry_not_before
             self._state.backoff.failures = max(self._state.backoff.failures, state.failures)
@@ -242,6 +248,7 @@ class BackoffSchedule:
                 list(self._state.known.spent),
                 self._state.backoff.last_error,
                 list(self._state.known.refused),
+                self._state.known.newest,
             )
             write_shared_state(path, state)
 
@@ -252,4 +259,7 @@ class BackoffSchedule:
         self._state.backoff.retry_not_before = -math.inf
         self._state.backoff.last_error = ""
         self._remember_spent(spent)
+        saved = self._state.tokens if self._state.unsaved is None else None
+        if saved is not None and saved.generation is not None:
+            self._state.known.newest = saved.generation
         self._write_shared_backoff()

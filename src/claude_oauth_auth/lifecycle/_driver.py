@@ -11,7 +11,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, NoReturn
 
-from .._errors import ClaudeAuthError, StoreError, TokenRefreshError
+from .._errors import ClaudeAuthError, StoreError, TokenFileError, TokenRefreshError
 from .._tokens import Secret
 from ..stores._base import DEFAULT_LOCK_TIMEOUT
 from ._policy import LOCK_ATTEMPTS, next_step
@@ -69,7 +69,16 @@ class Driver(RefreshSteps):
             last_refresh_at=self._state.last_refresh_at,
             written_back_until=self._state.written_back.at
             + max(RESTORE_GRACE_SECONDS, self.refresh_timeout),
+            superseded=self._superseded() is not None,
         )
+
+    def _superseded(self) -> tuple[int, int] | None:
+        """(ours, newest) when the login held is an older copy of one saved before."""
+        held = self._state.tokens.generation if self._state.tokens is not None else None
+        newest = self._state.known.newest
+        if held is None or newest is None or not held.older_than(newest):
+            return None
+        return held.number, newest.number
 
     def _drive(self, kind: AskKind, rejected: Secret | None) -> str:
         """Run one ask to its end: a token, or one of our errors. Called under ``_lock``."""
@@ -148,6 +157,16 @@ class Driver(RefreshSteps):
             self._raise_refused(self._state.failure[0], self._state.failure[2])
         if kind is FailKind.BACKING_OFF:
             raise self._backing_off(self._clock())
+        superseded = self._superseded()
+        if kind is FailKind.SUPERSEDED and superseded is not None and self.store is not None:
+            raise TokenFileError(
+                self.store.location,
+                f"holds an older copy of its OAuth login (refresh {superseded[0]} of its "
+                f"chain; refresh {superseded[1]} was saved there before, so it was put back "
+                "from an older copy): its refresh token is spent and is not sent again",
+                "a process still holding the newer login writes it back at its next request; "
+                "if none runs, log in again (Claude Code's /login, or `claude-oauth-auth save`)",
+            )
         if kind is FailKind.LOCK_LOST and self.store is not None:
             raise StoreError(
                 self.store.location,

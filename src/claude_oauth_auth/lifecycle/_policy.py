@@ -105,6 +105,8 @@ def _under_lock(view: View, ask: Ask) -> Action:
         return Fail(FailKind.REFUSED)
     if adopt and view.now < view.retry_not_before:  # another worker failed just now
         return Serve() if ask.plain and view.valid else Fail(FailKind.BACKING_OFF)
+    if view.superseded:  # spending it would be a reuse, which revokes the newer login too
+        return Fail(FailKind.SUPERSEDED)
     if ask.lock_lost:
         return RetakeLock() if ask.lock_attempts < LOCK_ATTEMPTS else Fail(FailKind.LOCK_LOST)
     return Spend()

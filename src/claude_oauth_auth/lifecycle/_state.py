@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Literal
 
-from .._tokens import TokenSet
+from .._tokens import Generation, TokenSet
 
 __all__ = [
     "Action",
@@ -63,6 +63,8 @@ class Known:
 
     spent: list[str] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
+    newest: Generation | None = None
+    """The generation last saved to the store (for a file: by any process)."""
 
 
 @dataclass(slots=True)
@@ -123,6 +125,9 @@ class View:
     last_refresh_at: float
     written_back_until: float
     """A login written back after lost data is not spent before this moment."""
+    superseded: bool = False
+    """The login held is an older copy of one saved to the store before (a backup put back):
+    its refresh token was spent."""
 
     @property
     def valid(self) -> bool:
@@ -176,6 +181,8 @@ class FailKind(Enum):
     """The store's lock was lost while held, again and again."""
     ATTEMPT_FAILED = "attempt failed"
     """The refresh attempt's own error, raised as it is."""
+    SUPERSEDED = "superseded"
+    """The store holds an older copy of its login: its refresh token is not sent again."""
 
 
 @dataclass(frozen=True, slots=True)
