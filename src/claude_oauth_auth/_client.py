@@ -236,7 +236,7 @@ class AsyncClaudeClient(anthropic.AsyncAnthropic):
         sdk = _setup(self, auth_manager, locals())
         super().__init__(**sdk)
         _install_flow(self)
-        _import_what_a_refresh_needs()
+        import filelock  # noqa: F401  (imported by a first refresh's thread: loop stalls 100 ms)
 
     @property
     def auth_method(self) -> str:
@@ -343,11 +343,6 @@ def _setup(
     else:
         sdk["credentials"] = auth_manager.token_source
     return sdk
-
-
-def _import_what_a_refresh_needs() -> None:
-    """Imported in a first refresh's worker thread, filelock stalled the event loop ~100 ms."""
-    import filelock  # noqa: F401
 
 
 def _install_flow(client: ClaudeClient | AsyncClaudeClient) -> None:
