@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import time
 from collections.abc import Callable
 
 import pytest
 
-from claude_oauth_auth.stores import StoreConflict, TokenSet, TokenStore
+from claude_oauth_auth.stores import Generation, StoreConflict, TokenSet, TokenStore
 
 MakeStore = Callable[[], TokenStore]
 SECRET_ACCESS = "sk-ant-oat01-contract-access-" + "a" * 40
@@ -93,3 +94,17 @@ def check_lock_is_exclusive_across_processes(
     final = make().load()
     assert final is not None
     assert final.access_token.endswith(f"-{processes * rounds}")
+
+
+def check_generation_is_kept(make: MakeStore) -> None:
+    """A saved login's generation comes back with it; a login saved without one has none."""
+    store = make()
+    labelled = dataclasses.replace(token_set(1), generation=Generation("c0ffee", 12))
+    with store.lock(timeout=5):
+        store.save(labelled, expected_version=store.version())
+    found = make().load()
+    assert found is not None and found.generation == Generation("c0ffee", 12)
+    with store.lock(timeout=5):
+        store.save(token_set(2), expected_version=store.version())
+    found = make().load()
+    assert same_tokens(found, token_set(2)) and found is not None and found.generation is None

@@ -15,6 +15,7 @@ import pytest
 from conftest import Clock
 from fakeapi import FakeAnthropic
 from helpers import claude_code_path, read_json, run_cli, write_claude_code_file, write_json
+from store_contract import check_generation_is_kept
 
 from claude_oauth_auth import ClaudeAuthError, OAuthTokenManager, TokenFileError, get_auth_status
 from claude_oauth_auth.stores import ClaudeCodeStore, FileStore, TokenSet
@@ -155,3 +156,10 @@ def test_the_keychain_item_is_named_per_folder_as_claude_code_names_it(
     assert names()[0] == suffixed("/srv/claude-secure")
     monkeypatch.setenv("CLAUDE_SECURESTORAGE_CONFIG_DIR", "")
     assert names() == ["Claude Code-credentials"]
+
+
+def test_contract_generation_is_kept_beside_claude_codes_object(home: Path) -> None:
+    path = claude_code_path(home)
+    write_json(path, {"mcpOAuth": {"kept": True}})
+    check_generation_is_kept(lambda: ClaudeCodeStore(path, keychains=[]))
+    assert read_json(path)["mcpOAuth"] == {"kept": True}

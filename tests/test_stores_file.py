@@ -13,6 +13,7 @@ import pytest
 from fakeapi import FakeAnthropic
 from helpers import read_json, write_auth_file, write_claude_code_file, write_json
 from store_contract import (
+    check_generation_is_kept,
     check_lock_is_exclusive_across_processes,
     check_round_trip_and_compare_and_set,
     same_tokens,
@@ -176,3 +177,7 @@ def test_a_stale_save_is_refused_and_the_newer_file_kept(tmp_path: Path) -> None
         mine.save(token_set(3), expected_version=seen)
     assert caught.value.location == str(path)
     assert same_tokens(mine.load(), token_set(2))
+
+
+def test_contract_generation_is_kept(tmp_path: Path) -> None:
+    check_generation_is_kept(functools.partial(FileStore, tmp_path / "d" / "a.json"))

@@ -19,6 +19,7 @@ from secret_service import SecretServiceSession
 from store_contract import (
     SECRET_ACCESS,
     SECRET_REFRESH,
+    check_generation_is_kept,
     check_lock_is_exclusive_across_processes,
     check_round_trip_and_compare_and_set,
     token_set,
@@ -244,3 +245,7 @@ def test_no_backend_is_a_store_error() -> None:
     reason, fix = result.stdout.splitlines()
     assert reason == "no OS secret store was found (keyring has no usable backend)"
     assert "Secret Service" in fix
+
+
+def test_generation_is_kept(service: str) -> None:
+    check_generation_is_kept(functools.partial(KeyringStore, service))

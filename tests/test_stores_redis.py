@@ -22,6 +22,7 @@ from redis_server import RedisServer, free_port
 from store_contract import (
     SECRET_ACCESS,
     SECRET_REFRESH,
+    check_generation_is_kept,
     check_lock_is_exclusive_across_processes,
     check_round_trip_and_compare_and_set,
     same_tokens,
@@ -487,3 +488,7 @@ def test_a_hung_redis_costs_one_timeout_then_fails_fast() -> None:
         for connection in accepted:
             connection.close()
         listener.close()
+
+
+def test_generation_is_kept(redis_server: RedisServer) -> None:
+    check_generation_is_kept(lambda: RedisStore(redis_server.url))

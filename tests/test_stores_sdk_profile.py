@@ -14,6 +14,7 @@ import pytest
 from fakeapi import FakeAnthropic
 from helpers import fork_processes, read_json, write_json
 from store_contract import (
+    check_generation_is_kept,
     check_lock_is_exclusive_across_processes,
     check_round_trip_and_compare_and_set,
     same_tokens,
@@ -162,3 +163,7 @@ def test_8_processes_on_one_expired_profile_make_one_refresh(
     assert server.api_requests[-1].token == read_json(path)["access_token"]
     forced = sdk.credentials(force_refresh=True)  # type: ignore[misc]
     assert forced.token and server.invalid_grants == 0
+
+
+def test_contract_generation_is_kept(tmp_path: Path) -> None:
+    check_generation_is_kept(functools.partial(SdkProfileStore, tmp_path / "default.json"))

@@ -11,6 +11,7 @@ from . import _clock
 
 __all__ = [
     "CLAUDE_CODE_KEY",
+    "GENERATION_KEY",
     "LOGGED_OUT_BY_CLAUDE_CODE",
     "LOG_IN_WITH_CLAUDE_CODE",
     "FileShape",

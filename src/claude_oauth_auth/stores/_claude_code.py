@@ -48,7 +48,7 @@ class ClaudeCodeStore:
         """Claude Code's file at ``path`` (default: its usual place) and, on macOS, its Keychain
         item; ``keychains`` replaces the Keychain lookups (tests, other platforms)."""
         where = path if path is not None else _config.claude_code_file()
-        self.file = FileStore(where, claude_code_locks=True)
+        self.file = FileStore(where, claude_code=True)
         if keychains is None and keychain_enabled():
             keychains = Keychain.candidates(_config.claude_code_keychain_suffix_source())
         self.keychains = list(keychains or [])

@@ -55,17 +55,16 @@ class FileStore:
 
     poll_interval: float | None = 1.0
 
-    def __init__(
-        self, path: str | os.PathLike[str], *, claude_code_locks: bool | None = None
-    ) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, claude_code: bool | None = None) -> None:
         """A store over the token file at ``path`` (``~`` expanded); the file need not exist yet.
 
-        ``claude_code_locks``: take Claude Code's locks too; by default when the file is named
+        ``claude_code``: the file is Claude Code's, so a login is written in its shape (unless
+        the file holds ours) and under its locks too; by default when the file is named
         ``.credentials.json`` and is not in our shape."""
         self.path = _config.expand_path(path)
         self._shape: FileShape | None = None
         self._claude_locks: HeldLocks | None = None
-        self._shares_locks = claude_code_locks
+        self._claude_code = claude_code
 
     def __repr__(self) -> str:
         return f"FileStore({str(self.path)!r})"
@@ -102,7 +101,8 @@ class FileStore:
             if file_signature(self.path) != expected_version:
                 raise StoreConflict(self.location)
             previous = self._read_quietly()
-            document = TokenDocument(render(tokens, self._shape or "ours", previous))
+            shape = self._shape or ("claude_code" if self._claude_code else "ours")
+            document = TokenDocument(render(tokens, shape, previous))
             write_json_atomic(self.path, document)
 
     @contextlib.contextmanager
@@ -126,8 +126,8 @@ class FileStore:
         return held is None or held.intact()
 
     def _takes_claude_code_locks(self) -> bool:
-        if self._shares_locks is not None:
-            return self._shares_locks
+        if self._claude_code is not None:
+            return self._claude_code
         return shares_claude_code_locks(self.path, self._shape)
 
     def _write_lock(self) -> contextlib.AbstractContextManager[object]:

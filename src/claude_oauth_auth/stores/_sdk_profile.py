@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import _config
 from .._errors import StoreConflict, TokenFileError
-from .._tokens import TokenSet
+from .._tokens import GENERATION_KEY, TokenSet, parse_generation
 from ._base import DEFAULT_LOCK_TIMEOUT, Version
 from ._files import file_lock, file_signature, folder_writable, read_json_file, write_json_atomic
 
@@ -24,7 +24,8 @@ class SdkProfileStore:
     """The SDK's credentials file for one profile (``ant auth login`` writes it).
 
     Read and written in the SDK's shape: ``access_token``, ``refresh_token``, ``expires_at``
-    (unix **seconds**), ``type`` ``"oauth_token"``; every other key is kept. The SDK's refusals
+    (unix **seconds**), ``type`` ``"oauth_token"``, and our ``generation``; every other key is
+    kept (the SDK's own refresh keeps ours, as it found it). The SDK's refusals
     are kept too: a symlink, or a file group or others may read. ``refreshable=False`` (a
     profile without a ``client_id``, rotated by another program) hides the refresh token, so
     the file is re-read and never refreshed. The lock is ``<file>.oauth.lock`` beside it.
@@ -76,6 +77,9 @@ class SdkProfileStore:
             document["expires_at"] = int(tokens.expires_at)
         if tokens.refresh_token is not None:
             document["refresh_token"] = tokens.refresh_token
+        document.pop(GENERATION_KEY, None)
+        if tokens.generation is not None:
+            document[GENERATION_KEY] = tokens.generation.as_json()
         write_json_atomic(self.path, document)
 
     @contextlib.contextmanager
@@ -135,6 +139,7 @@ class SdkProfileStore:
             access_token=access.strip(),
             refresh_token=(refresh.strip() or None) if refresh and self.refreshable else None,
             expires_at=_expires_at(document.get("expires_at"), where),
+            generation=parse_generation(document.get(GENERATION_KEY)),
         )
 
 
