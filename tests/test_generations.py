@@ -4,6 +4,7 @@ and however long ago it was spent, and the newer login is written back over it."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from pathlib import Path
@@ -76,6 +77,13 @@ def test_claude_codes_shape_keeps_the_label_beside_its_object() -> None:
 def test_a_malformed_label_is_no_label(label: Any) -> None:
     tokens, _ = parse_token_document({"access_token": "a" * 20, "generation": label})
     assert tokens.generation is None
+
+
+def test_a_store_of_ones_own_that_round_trips_through_asdict_keeps_the_label() -> None:
+    """As a store written after the storage guide does: ``TokenSet(**asdict(tokens))``."""
+    labelled = TokenSet("a" * 20, "r" * 20, 1e9, generation=Generation("abc123", 3))
+    copy = TokenSet(**json.loads(json.dumps(dataclasses.asdict(labelled))))
+    assert copy.generation == Generation("abc123", 3)
 
 
 def test_older_means_same_chain_fewer_refreshes() -> None:

@@ -138,6 +138,11 @@ class TokenSet:
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
     generation: Generation | None = field(default=None, compare=False)
 
+    def __post_init__(self) -> None:
+        if self.generation is not None and not isinstance(self.generation, Generation):
+            # ``TokenSet(**dataclasses.asdict(tokens))``, as a store of one's own may do
+            object.__setattr__(self, "generation", parse_generation(self.generation))
+
     def __repr__(self) -> str:
         return (
             f"TokenSet(access_token={mask(self.access_token)!r}, "
