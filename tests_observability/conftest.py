@@ -34,6 +34,7 @@ home = _shared.home
 server = _shared.server
 oauth_env = _shared.oauth_env
 clock = _shared.clock
+Clock = _shared.Clock
 
 DELTA = AggregationTemporality.DELTA
 READER = InMemoryMetricReader(preferred_temporality={Counter: DELTA, Histogram: DELTA})
