@@ -45,14 +45,22 @@ def _decide() -> Instruments | None:
     with _deciding:
         if not _decided:
             try:
-                if importlib.util.find_spec("opentelemetry.metrics") is not None:
+                if _installed():
                     from ._otel import Instruments
 
                     _instruments = Instruments()
-            except Exception as error:  # a broken install must not break the login
+            except Exception as error:  # an API older than 1.30, say: no metrics, same login
                 log.debug("OpenTelemetry is installed but unusable: %r", error)
             _decided = True
     return _instruments
+
+
+def _installed() -> bool:
+    """``opentelemetry-api`` can be imported (looked up, not imported)."""
+    try:
+        return importlib.util.find_spec("opentelemetry.metrics") is not None
+    except ImportError:  # no ``opentelemetry`` package at all
+        return False
 
 
 def watch_manager(manager: Any, grant: Grant) -> Grant:
