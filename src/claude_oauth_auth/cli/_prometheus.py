@@ -3,7 +3,7 @@
 Through OpenTelemetry's maintained exporter (``opentelemetry-exporter-prometheus``'s
 ``PrometheusMetricReader``, on ``prometheus_client``), so the instruments are defined once,
 in ``_otel``, and the text is ``prometheus_client``'s, not ours. Needs the ``health`` extra;
-without it ``/metrics`` answers 501 with the command that installs it.
+without it ``/metrics`` answers 501 with the command that installs it (``_install``).
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["INSTALL_HINT", "Exposition", "prometheus_exposition"]
+from .._install import install_hint
 
-INSTALL_HINT = (
-    "/metrics needs the health extra: pip install 'claude-oauth-auth[health]' "
-    "(OpenTelemetry's SDK and Prometheus exporter)"
-)
+__all__ = ["Exposition", "prometheus_exposition"]
+
 SERVICE_NAME = "claude-oauth-auth keep-fresh"
 
 
@@ -39,7 +37,11 @@ def prometheus_exposition() -> Exposition:
         from opentelemetry.sdk.resources import Resource
         from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
     except ImportError:
-        return Exposition(None, INSTALL_HINT)
+        return Exposition(
+            None,
+            "/metrics needs the health extra (OpenTelemetry's SDK and Prometheus exporter): "
+            + install_hint("health"),
+        )
     metrics.get_meter_provider()  # loads one named by OTEL_PYTHON_METER_PROVIDER, if any
     reader = PrometheusMetricReader()
     named = {"OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"} & set(os.environ)
