@@ -38,7 +38,6 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from . import _events
 from ._errors import StoreError
 from ._version import __version__
-from .lifecycle._grant import RefreshRefused
 
 if TYPE_CHECKING:
     from ._tokens import Secret, TokenSet
@@ -84,11 +83,14 @@ def store_kind(store: object) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
-def _error_type(error: BaseException) -> str:
-    """The endpoint's error code for a refusal (``invalid_grant``), else the class name."""
-    if isinstance(error, RefreshRefused) and WORD.fullmatch(error.error or ""):
-        return error.error
-    return type(error).__name__
+def _refusal(error: BaseException) -> tuple[int, str] | None:
+    """The endpoint's status and error code when ``error`` is a refusal of the refresh token
+    (``lifecycle._grant.RefreshRefused``, told by its ``status`` and ``error``: this module
+    sits below ``lifecycle/`` and imports nothing from it); else None."""
+    status, code = getattr(error, "status", None), getattr(error, "error", None)
+    if isinstance(status, int) and isinstance(code, str):
+        return status, code if WORD.fullmatch(code) else "refused"
+    return None
 
 
 class Instruments:
@@ -250,10 +252,12 @@ class Instruments:
 
 
 def _failure(error: BaseException) -> dict[str, Any]:
-    """The attributes of a failed refresh POST: refused (with the endpoint's status) or not."""
-    if isinstance(error, RefreshRefused):
-        return {OUTCOME: "refused", STATUS_CODE: error.status, ERROR_TYPE: _error_type(error)}
-    return {OUTCOME: "failed", ERROR_TYPE: _error_type(error)}
+    """The attributes of a failed refresh POST: refused (with the endpoint's status and error
+    code, ``invalid_grant``) or failed (with the exception's class)."""
+    refusal = _refusal(error)
+    if refusal is not None:
+        return {OUTCOME: "refused", STATUS_CODE: refusal[0], ERROR_TYPE: refusal[1]}
+    return {OUTCOME: "failed", ERROR_TYPE: type(error).__name__}
 
 
 def _host(url: str) -> str:
