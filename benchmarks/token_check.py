@@ -10,7 +10,12 @@ time, in microseconds, beside the SDK's own ``StaticToken`` and as a ratio to it
 For scale: ``get_valid_token()`` (what ``ClaudeClient``'s auth flow calls) and a bare
 ``os.stat`` (what each request cost before the storage seam).
 
-Usage: python benchmarks/token_check.py [--batches 300] [--batch-size 1000]
+``--metrics`` measures it with metrics and traces on: an OpenTelemetry SDK ``MeterProvider``
+(with a reader) and ``TracerProvider`` set before the manager is built, so our instruments
+are live; it needs the SDK (``pip install -e '.[otel,health]'``). The result says
+``"metrics": true`` and that the instruments were made.
+
+Usage: python benchmarks/token_check.py [--batches 300] [--batch-size 1000] [--metrics]
 """
 
 from __future__ import annotations
@@ -33,11 +38,25 @@ def per_call_seconds(call: Callable[[], Any], batch_size: int) -> float:
     return (time.perf_counter() - start) / batch_size
 
 
+def metrics_on() -> None:
+    """Global OpenTelemetry SDK providers, as a program exporting our metrics would set."""
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+
+    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    trace.set_tracer_provider(TracerProvider())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--metrics", action="store_true", help="with an OpenTelemetry SDK set up")
     options = parser.parse_args()
+    if options.metrics:
+        metrics_on()
 
     from anthropic.lib.credentials import StaticToken
 
@@ -63,6 +82,9 @@ def main() -> None:
             "os.stat(token_file)": lambda: os.stat(token_file),
         }
         assert provider_call().token == access
+        from claude_oauth_auth import _telemetry
+
+        instruments = _telemetry.active() is not None
         for call in candidates.values():  # warm up
             per_call_seconds(call, options.batch_size)
         samples: dict[str, list[float]] = {name: [] for name in candidates}
@@ -85,6 +107,8 @@ def main() -> None:
                 2,
             ),
             "target_us": 2.0,
+            "metrics": options.metrics,
+            "instruments": instruments,
             "machine": _harness.machine(),
         }
     )

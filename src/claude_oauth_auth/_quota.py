@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from . import _clock
+from . import _clock, _telemetry
 
 __all__ = [
     "STATUS_HEADER",
@@ -195,6 +195,7 @@ class QuotaBoard:
 
     def __init__(self) -> None:
         self._by_login: dict[str, _Seen] = {}
+        _telemetry.watch_quota(self)  # its utilisation, observed with OpenTelemetry installed
 
     def note(self, login: str, headers: _Headers) -> None:
         """Keep the unified headers of a response for ``login``; nothing when it has none."""
@@ -208,6 +209,11 @@ class QuotaBoard:
         """The last quota reported for ``login``, or None."""
         seen = self._by_login.get(login)
         return seen.quota() if seen is not None else None
+
+    def latest(self) -> dict[str, Quota]:
+        """The last quota of every login that reported one."""
+        found = {login: seen.quota() for login, seen in self._by_login.items()}
+        return {login: quota for login, quota in found.items() if quota is not None}
 
 
 class _Seen:

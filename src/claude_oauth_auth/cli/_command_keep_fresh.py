@@ -8,7 +8,8 @@ workers then only ever adopt the new tokens. Each refresh is one line on standar
 A refresh made by someone else is adopted, not repeated; an unreachable store or token
 endpoint is retried with backoff (one warning line per attempt). With ``--to-profile NAME``
 it also publishes the access token (never the refresh token) as the SDK profile NAME, which
-plain SDK processes then use without ever refreshing it (``_published_profile``).
+plain SDK processes then use without ever refreshing it (``_published_profile``). With
+``--health-port PORT`` it serves ``/healthz`` and ``/metrics`` (``_health_server``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from datetime import datetime, timezone
 from functools import partial
 from typing import TYPE_CHECKING
 
-from .. import _clock
+from .. import _clock, _telemetry
 from .._errors import StoreError, TokenFileError, TokenRefreshError
 from ._command_base import (
     EXIT_FAILED,
@@ -37,6 +38,7 @@ from ._command_base import (
     is_sdk_error,
 )
 from ._command_stores import target_store
+from ._health import STALL_GRACE_SECONDS, Health, judge
 
 if TYPE_CHECKING:
     from .._tokens import Secret, TokenSet
@@ -50,6 +52,7 @@ EXTRA_LEAD_SECONDS = 300.0  # by default, refresh this long before the workers' 
 DEFAULT_JITTER_SECONDS = 60.0
 DEFAULT_CHECK_SECONDS = 15.0
 MAX_RETRY_SECONDS = 60.0
+DEFAULT_HEALTH_HOST = "127.0.0.1"
 RECHECK_DEAD_SECONDS = 10.0
 """After a refused refresh, how long the store is re-read for another login before the login
 is declared dead (a worker holding a newer one writes it back within its refresh window)."""
@@ -78,6 +81,20 @@ def add_keep_fresh_arguments(command: argparse.ArgumentParser) -> None:
         default=DEFAULT_CHECK_SECONDS,
         help="between refreshes, look this often whether Redis lost the login, and write "
         f"it back (default {DEFAULT_CHECK_SECONDS:g})",
+    )
+    command.add_argument(
+        "--health-port",
+        type=int,
+        metavar="PORT",
+        help="serve /healthz (200 while the login is alive and fresh, else 503 and why) and "
+        "/metrics (Prometheus text; needs the health extra) on this port (0: any free one)",
+    )
+    command.add_argument(
+        "--health-host",
+        metavar="HOST",
+        default=DEFAULT_HEALTH_HOST,
+        help=f"the address --health-port listens on (default {DEFAULT_HEALTH_HOST}; "
+        "0.0.0.0 for probes from outside the container, such as Kubernetes')",
     )
     command.add_argument(
         "--to-profile",
@@ -109,13 +126,18 @@ def run_keep_fresh(arguments: argparse.Namespace, console: Console) -> Result:
 
         profile = PublishedProfile(arguments.to_profile)
         profile.prepare()  # before any refresh token is spent
+    from ._health_server import serving_health  # http.server: only for keep-fresh
+
     stop = threading.Event()
     with _stopping_on_signals(stop):
         say = partial(_say, console, as_json=arguments.json)
         keeper = KeepFresh(
             store, ahead=ahead, jitter=jitter, check_every=check_every, say=say, profile=profile
         )
-        return Result(code=keeper.run(stop))
+        with serving_health(
+            keeper.health, keeper.say, arguments.health_host, arguments.health_port
+        ):
+            return Result(code=keeper.run(stop))
 
 
 def _say(console: Console, line: str, *, as_json: bool = False) -> None:
@@ -161,10 +183,20 @@ class KeepFresh:
         self.say = say
         self.clock = clock
         self.refreshes = 0
+        # What the loop last saw, for /healthz (``_health.judge``).
+        self.manager: OAuthTokenManager | None = None
+        self.problem: Exception | None = None
+        self.dead: str | None = None
+        self.heartbeat = clock()
+        self.stall_after = check_every + STALL_GRACE_SECONDS
+
+    def health(self) -> Health:
+        """Whether the login is alive and fresh, and why not (``/healthz``)."""
+        return judge(self)
 
     def run(self, stop: threading.Event) -> int:
         """Until ``stop`` is set: exit 0; on a dead login: exit 1."""
-        manager = self._first_manager(stop)
+        manager = self.manager = self._first_manager(stop)
         if manager is None:
             self.say("keep-fresh: stopped before the store could be read")
             return EXIT_OK
@@ -181,6 +213,7 @@ class KeepFresh:
         failures = 0
         wake = self._next_wake(manager)
         while not stop.is_set():
+            self.heartbeat = self.clock()
             self._publish(manager)  # the first token, and each new one (refreshed or adopted)
             now = self.clock()
             refresh: Callable[[], str] = manager.get_valid_token  # or adopt another's
@@ -196,6 +229,7 @@ class KeepFresh:
             try:
                 self._refresh_or_adopt(manager, refresh)
             except Exception as error:
+                self.problem = error
                 if is_sdk_error(error, "OAuthRefreshError"):
                     if self._another_login_appears(manager, stop):
                         self.say(
@@ -204,6 +238,7 @@ class KeepFresh:
                         )
                         wake = self._next_wake(manager)
                         continue
+                    self.dead = str(error)
                     self.say(f"keep-fresh: error: the login is dead: {error}; exiting")
                     return EXIT_FAILED
                 if not isinstance(error, (StoreError, TokenRefreshError, OSError)):
@@ -217,7 +252,7 @@ class KeepFresh:
                 failures += 1
                 wake = self.clock() + min(MAX_RETRY_SECONDS, 2.0**failures)
                 continue
-            failures = 0
+            failures, self.problem = 0, None
             wake = self._next_wake(manager)
         self.say(f"keep-fresh: stopped after {self.refreshes} refresh(es)")
         return EXIT_OK
@@ -284,6 +319,8 @@ class KeepFresh:
             except TokenFileError as error:
                 raise CommandError(f"{error.path} {error.reason}", LOGIN_FIX) from None
             except StoreError as error:
+                self.problem = error
+                _telemetry.store_failed(self.store, "read", error)
                 failures += 1
                 retry = min(MAX_RETRY_SECONDS, 2.0**failures)
                 self.say(f"keep-fresh: warning: {error}; trying again in {retry:g} s")

@@ -115,6 +115,7 @@ examples:
   claude-oauth-auth keep-fresh --store redis://redis:6379/0
   CLAUDE_TOKEN_STORE=redis://redis:6379/0 claude-oauth-auth keep-fresh --ahead 900
   claude-oauth-auth keep-fresh --store redis://redis:6379/0 --to-profile shared
+  claude-oauth-auth keep-fresh --store redis://redis:6379/0 --health-port 9464
 
 Refreshes the login in --store (else where workers look first: $CLAUDE_AUTH_FILE, else
 $CLAUDE_TOKEN_STORE, else our token file) between --ahead - --jitter and --ahead seconds

@@ -11,6 +11,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, NoReturn
 
+from .. import _telemetry
 from .._errors import ClaudeAuthError, StoreError, TokenFileError, TokenRefreshError
 from .._tokens import Secret
 from ..stores._base import DEFAULT_LOCK_TIMEOUT
@@ -190,7 +191,7 @@ class Driver(RefreshSteps):
             return None
         self._check_writable(store)
         held: AbstractContextManager[None] = store.lock(DEFAULT_LOCK_TIMEOUT)
-        held.__enter__()
+        _telemetry.timed_enter(held, store, self._clock)  # held.__enter__(), its wait observed
         self._holding_store_lock = True
         try:
             recover = getattr(store, "recover_interrupted_save", None)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import _clock, _config
+from .. import _clock, _config, _telemetry
 from .._errors import ClaudeAuthError
 from .._tokens import Secret, TokenSet, has_control_characters, mask
 from ..stores._base import TokenStore
@@ -180,6 +180,7 @@ class OAuthTokenManager(Driver):
         elif store is None and (path is not None or not given):
             store = FileStore(path if path is not None else default_token_file())
         self.store: TokenStore | None = store
+        self._grant = _telemetry.watch_manager(self, self._grant)  # timed, traced: OTel only
         if given:
             for value in (access_token, refresh_token):
                 if value is not None and has_control_characters(value.strip()):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import _config
+from .. import _config, _telemetry
 from .._errors import StoreConflict, StoreError, TokenFileError
 from .._events import emit
 from .._tokens import Secret, TokenSet
@@ -175,7 +175,8 @@ class StoreSync(WriteBacks):
             return
         try:
             changed = self.store.version() != self._state.version
-        except StoreError:
+        except StoreError as error:
+            _telemetry.store_failed(self.store, "read", error)
             expiry = self.token_expiry
             if self.access_token and (expiry is None or expiry > now):
                 return  # unreachable: serve the valid token; a refresh reports the outage
@@ -192,6 +193,7 @@ class StoreSync(WriteBacks):
         try:
             self._reload()
         except (StoreError, OSError, ValueError) as error:
+            _telemetry.store_failed(self.store, "read", error)
             if self._restore_method() is None:  # else the version ranks the held login
                 self._state.version = self.store.version()
             self._schedule_fast_path(self._clock())
@@ -215,6 +217,7 @@ class StoreSync(WriteBacks):
                         return
                     store.save(fresh, expected_version=store.version())
             except Exception as error:
+                _telemetry.store_failed(store, "save", error)
                 log.error(
                     "Could not save the rotated OAuth tokens to %s (%s). They are kept in "
                     "memory and the save is retried; free disk space or fix permissions there, "
@@ -260,6 +263,7 @@ class StoreSync(WriteBacks):
                 finally:
                     self._holding_store_lock = False
         except Exception as error:
+            _telemetry.store_failed(store, "save", error)
             log.debug("Saving the rotated OAuth tokens failed again: %s", error)
             return
         log.info("Saved the rotated OAuth tokens to %s after an earlier failure", store.location)

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .. import _telemetry
 from .._errors import StoreConflict, StoreError
 from .._events import emit
 from .._tokens import TokenSet
@@ -136,6 +137,7 @@ class WriteBacks:
         except StoreConflict:
             return  # a newer login meanwhile: the next check reads it
         except (StoreError, OSError) as error:
+            _telemetry.store_failed(store, "write_back", error)
             log.warning("Could not write the newer OAuth login back: %s", error)
             return
         emit("written_back", "newer OAuth login written back", store=store.location, why="older")
@@ -206,6 +208,7 @@ class WriteBacks:
                         return  # replaced again meanwhile: the next check decides
                     store.save(ours, expected_version=store.version())
         except (StoreError, OSError) as error:
+            _telemetry.store_failed(store, "write_back", error)
             log.warning("Could not write the newer OAuth tokens back: %s", error)
             return
         self._state.version = store.version()
