@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from .claude_code import ClaudeCode
 from .endpoint import Endpoint, Presenter
 from .scheduler import Scheduler, Violation
 from .stores import Backend
@@ -134,7 +135,7 @@ class Monitor:
         since, cause = self.missing
         dropped = [holder for holder in self.last_holders if not holder.dead]
         killed = [holder for holder in self.last_holders if holder.dead]
-        if dropped and all(isinstance(holder, Foreign) for holder in dropped):
+        if dropped and all(isinstance(holder, Foreign | ClaudeCode) for holder in dropped):
             self.forgive(f"a foreign program dropped ...{head[-6:]} (its save failed)")
         elif not dropped and cause == "fault":
             self.forgive(f"the store lost ...{head[-6:]} (a fault); no live worker held it")

@@ -70,7 +70,7 @@ class Scheduler:
         self.steps = 0
         self.trace: list[tuple[float, str, str]] = []
         self._back = _closed_gate()
-        self._timers: list[tuple[float, int, str, Callable[[], None]]] = []
+        self._timers: list[tuple[float, int, str, str, Callable[[], None]]] = []
         self._step_hooks: dict[int, list[tuple[str, Callable[[], None]]]] = {}
         self._order = 0
         self.closed = False
@@ -87,10 +87,11 @@ class Scheduler:
         actor.thread.start()
         return actor
 
-    def at(self, when: float, label: str, action: Callable[[], None]) -> None:
-        """Run ``action`` in the scheduler at virtual time ``when`` (a fault, a restart)."""
+    def at(self, when: float, label: str, action: Callable[[], None], who: str = "fault") -> None:
+        """Run ``action`` in the scheduler at virtual time ``when`` (a fault, a restart, a
+        timer of an actor's: ``who`` names it in the trace)."""
         self._order += 1
-        heapq.heappush(self._timers, (when, self._order, label, action))
+        heapq.heappush(self._timers, (when, self._order, who, label, action))
 
     def at_step(self, step: int, label: str, action: Callable[[], None]) -> None:
         """Run ``action`` in the scheduler just before global step ``step``."""
@@ -152,8 +153,8 @@ class Scheduler:
                     return
                 self.now = max(self.now, upcoming)
                 while self._timers and self._timers[0][0] <= self.now:
-                    _, _, label, action = heapq.heappop(self._timers)
-                    self.note("fault", label)
+                    _, _, who, label, action = heapq.heappop(self._timers)
+                    self.note(who, label)
                     action()
                     after_step()
                 continue
