@@ -6,7 +6,7 @@ with ``mkdir``, its mtime set to the (virtual) time and touched every 5 s while 
 untouched for longer than the stale time (10 s in 2.1.197, 60 s in 2.1.336; 15 s for the
 write lock) is removed and taken. At each request it reads ``.credentials.json``; 5 minutes
 before ``expiresAt`` it refreshes: ``<dir>/.oauth_refresh.lock``, then ``<realpath(dir)>.lock``
-(when that one is busy it lets go of the first), up to 6 tries 1–2 s apart, else it gives up
+(when that one is busy it lets go of the first), up to 6 tries 1-2 s apart, else it gives up
 for this request; under them it reads the file again and POSTs only if the login is still due;
 it writes the file under ``<dir>/.storage-write.lock``; after ``invalid_grant`` it blanks the
 login. It can be killed at any of its steps: its lock directories are left to go stale.
@@ -14,6 +14,7 @@ login. It can be killed at any of its steps: its lock directories are left to go
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -60,7 +61,10 @@ class ClaudeCode:
         self.restart = restart
         folder = backend.folder
         self.credentials = folder / ".credentials.json"
-        self.refresh_locks = (folder / ".oauth_refresh.lock", Path(f"{os.path.realpath(folder)}.lock"))
+        self.refresh_locks = (
+            folder / ".oauth_refresh.lock",
+            Path(f"{os.path.realpath(folder)}.lock"),
+        )
         self.write_lock = folder / ".storage-write.lock"
         self.stale = spec.stale or 10.0
         self.held: dict[Path, int] = {}  # lock -> the mtime_ns it last set
@@ -206,15 +210,13 @@ class ClaudeCode:
         self.held[lock] = self._set_mtime(lock)
         if not self.touching:
             self.touching = True
-            self.sched.at(self.sched.now + TOUCH_SECONDS, "touch", self._touch, who=self.name)
+            self.sched.at(self.sched.now + TOUCH_SECONDS, "", self._touch)
         return True
 
     def _let_go(self, lock: Path) -> None:
         self.held.pop(lock, None)
-        try:
+        with contextlib.suppress(OSError):
             os.rmdir(lock)
-        except OSError:
-            pass
 
     def _set_mtime(self, lock: Path) -> int:
         moment = int(self.sched.now * 1e9)
@@ -227,6 +229,7 @@ class ClaudeCode:
         if self.dead or not self.held or self.sched.closed:
             self.touching = False
             return
+        self.sched.note(self.name, "touches its locks")
         for lock, mtime_ns in list(self.held.items()):
             try:
                 current = os.stat(lock).st_mtime_ns
@@ -237,7 +240,7 @@ class ClaudeCode:
                 del self.held[lock]
                 continue
             self.held[lock] = self._set_mtime(lock)
-        self.sched.at(self.sched.now + TOUCH_SECONDS, "touch", self._touch, who=self.name)
+        self.sched.at(self.sched.now + TOUCH_SECONDS, "", self._touch)
 
     # ----- its steps -----------------------------------------------------------------------------
 

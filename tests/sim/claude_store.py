@@ -51,14 +51,15 @@ def virtual_clock(sched: Scheduler) -> Iterator[None]:
         def tick() -> None:
             if stopped or owner is None or owner.dead or owner.done or sched.closed:
                 return
+            sched.note(f"{owner.name}/{name}", "touches its locks")
             action()
-            sched.at(sched.now + seconds, f"{name}: touched", tick, who=owner.name)
+            sched.at(sched.now + seconds, "", tick)
 
         def stop() -> None:
             nonlocal stopped
             stopped = True
 
-        sched.at(sched.now + seconds, f"{name}: touched", tick, who=owner and owner.name or "-")
+        sched.at(sched.now + seconds, "", tick)
         return stop
 
     replacements = {"now": now, "monotonic": now, "sleep": sleep, "every": every}
@@ -157,7 +158,9 @@ class _LockedBySim(FileStore):
         super().__init__(path)
         self.sim = sim
 
-    def lock(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> contextlib.AbstractContextManager[None]:
+    def lock(
+        self, timeout: float = DEFAULT_LOCK_TIMEOUT
+    ) -> contextlib.AbstractContextManager[None]:
         return self.sim.virtual_lock(timeout)
 
 
@@ -176,7 +179,9 @@ class SimClaudeCodeStore(SimStore):
         assert isinstance(self.backend, ClaudeCodeBackend)
         return self.backend.path
 
-    def lock(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> contextlib.AbstractContextManager[None]:
+    def lock(
+        self, timeout: float = DEFAULT_LOCK_TIMEOUT
+    ) -> contextlib.AbstractContextManager[None]:
         self._call("lock")
         assert isinstance(self.inner, ClaudeCodeStore)
         return self.inner.lock(timeout)

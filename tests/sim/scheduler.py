@@ -89,7 +89,7 @@ class Scheduler:
 
     def at(self, when: float, label: str, action: Callable[[], None], who: str = "fault") -> None:
         """Run ``action`` in the scheduler at virtual time ``when`` (a fault, a restart, a
-        timer of an actor's: ``who`` names it in the trace)."""
+        timer of an actor's): ``who`` and ``label`` name it in the trace (no line if empty)."""
         self._order += 1
         heapq.heappush(self._timers, (when, self._order, who, label, action))
 
@@ -154,7 +154,8 @@ class Scheduler:
                 self.now = max(self.now, upcoming)
                 while self._timers and self._timers[0][0] <= self.now:
                     _, _, who, label, action = heapq.heappop(self._timers)
-                    self.note(who, label)
+                    if label:
+                        self.note(who, label)
                     action()
                     after_step()
                 continue

@@ -235,7 +235,9 @@ class SimStore:
         self.inner.delete()
         self.backend.changed()
 
-    def lock(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> contextlib.AbstractContextManager[None]:
+    def lock(
+        self, timeout: float = DEFAULT_LOCK_TIMEOUT
+    ) -> contextlib.AbstractContextManager[None]:
         self._call("lock")
         return self.virtual_lock(timeout)
 
