@@ -194,7 +194,7 @@ NAMED.update(
         "claude-code-2.1.336-killed-holding-its-refresh-locks": Named(
             seed=1,
             plan=replace(
-                _CLAUDE_KILLED, faults=(_claude_code(20.0, 300.0, at_step=3, stale=60.0),)
+                _CLAUDE_KILLED, faults=(_claude_code(20.0, 300.0, at_step=4, stale=60.0),)
             ),
         ),
         "claude-code-killed-holding-its-write-lock": Named(seed=1, plan=_CLAUDE_KILLED_WRITING),
