@@ -186,8 +186,37 @@ _OURS_KILLED = Plan(
         _claude_code(20.0, 302.0, 306.0, 313.0, 330.0, 365.0),
     ),
 )
+# Our worker holds every lock and has read the file at 300 s when its process is paused for
+# 12 s (SIGSTOP, a suspended VM), its keep-fresh thread with it. At 310.5 s Claude Code finds
+# the refresh locks untouched for 10 s, takes them over and POSTs (slow: 5 s).
+_PAUSED = Plan(
+    "claude-code",
+    workers=(Worker("w", _two((10.0, "plain"), (300.0, "plain"))),),
+    faults=(
+        Fault("pause", target="w", at_step=1, duration=12.0),
+        Fault("slow", at=305.0, duration=20.0, delay=5.0),
+        _claude_code(20.0, 301.0, 303.0, 305.0, 307.0, 309.0, 311.0, 313.0),
+    ),
+)
 NAMED.update(
     {
+        # Paused at its first store call under the locks: on resuming, its keep-fresh thread
+        # runs before its check, which says the locks were lost: it takes them again, waits
+        # for Claude Code, and uses Claude Code's new login (one POST).
+        "worker-paused-past-stale-notices-lost-locks": Named(seed=1, plan=_PAUSED),
+        # Paused at its check itself (global step 13): resuming, the check runs before the
+        # keep-fresh thread has looked, so ``holds_lock()`` says yes, and the worker POSTs the
+        # refresh token Claude Code is spending: reuse, the login is revoked.
+        "worker-paused-past-stale-at-its-lock-check": Named(
+            seed=1,
+            plan=replace(
+                _PAUSED, faults=(replace(_PAUSED.faults[0], at_step=13), *_PAUSED.faults[1:])
+            ),
+            breaks="1-refresh-token-once",
+            why="HeldLocks.intact() (ClaudeCodeStore.holds_lock) answers from the keep-fresh "
+            "thread's last touch, not from the lock directories: after a pause past the stale "
+            "time, the check can run before that thread notices Claude Code took the locks over",
+        ),
         "claude-code-and-worker-refresh-at-once": Named(seed=1, plan=_AT_ONCE),
         "claude-code-and-worker-refresh-at-once-worker-first": Named(seed=2, plan=_AT_ONCE),
         "claude-code-killed-holding-its-refresh-locks": Named(seed=1, plan=_CLAUDE_KILLED),

@@ -6,7 +6,8 @@ virtual time, freed when its holder dies, as the kernel frees a flock), then Cla
 refresh locks, and its write lock around each save, by the real ``_claude_locks`` code on the
 real folder. That code reads the time, sleeps and keeps its locks fresh through ``_clock``;
 ``virtual_clock`` points ``_clock`` at the scheduler for the run: a wait is a yield point, the
-keep-fresh thread a timer that stops when its actor dies (its locks then go stale).
+keep-fresh thread an actor of the same process (paused with it, gone when it is killed: its
+locks then go stale).
 
 The version is the real one, the file's (inode, mtime_ns, size): every write replaces the
 file (a new inode on tmpfs), so a signature never repeats; ``changed`` checks that it does not.
@@ -25,6 +26,7 @@ from claude_oauth_auth import _clock
 from claude_oauth_auth._tokens import TokenSet, render_token_document
 from claude_oauth_auth.stores._base import DEFAULT_LOCK_TIMEOUT
 from claude_oauth_auth.stores._claude_code import ClaudeCodeStore
+from claude_oauth_auth.stores._claude_locks import REFRESH_STALE_SECONDS
 from claude_oauth_auth.stores._file import FileStore
 
 from .scheduler import Scheduler
@@ -45,21 +47,20 @@ def virtual_clock(sched: Scheduler) -> Iterator[None]:
         sched.sleep(seconds, f"waits {seconds:g} s for a lock")
 
     def every(seconds: float, action: Callable[[], None], name: str) -> Callable[[], None]:
-        owner = sched.current  # the actor that took the locks: its "thread" dies with it
+        owner = sched.current  # the actor taking the locks: the keeper is a thread of its process
+        assert owner is not None, "locks are taken by actors"
         stopped = False
 
-        def tick() -> None:
-            if stopped or owner is None or owner.dead or owner.done or sched.closed:
-                return
-            sched.note(f"{owner.name}/{name}", "touches its locks")
-            action()
-            sched.at(sched.now + seconds, "", tick)
+        def keep() -> None:
+            while not (stopped or owner.dead or sched.closed):
+                action()
+                sched.sleep(seconds, "touched its locks")
 
         def stop() -> None:
             nonlocal stopped
             stopped = True
 
-        sched.at(sched.now + seconds, "", tick)
+        sched.spawn(f"{owner.name}/{name}", keep, at=sched.now + seconds, parent=owner)
         return stop
 
     replacements = {"now": now, "monotonic": now, "sleep": sleep, "every": every}
@@ -173,6 +174,9 @@ class SimClaudeCodeStore(SimStore):
         super().__init__(backend, owner)
         assert isinstance(backend, ClaudeCodeBackend) and isinstance(self.inner, ClaudeCodeStore)
         self.inner.file = _LockedBySim(backend.path, self)
+        self.checked = False  # holds_lock() said yes since the lock was taken
+        self.pause_pending = 0.0  # the "pause" fault strikes at the next call under the lock
+        self.paused_past_check = False  # ... and struck after such a yes, for over stale
 
     @property
     def path(self) -> Path:
@@ -183,13 +187,25 @@ class SimClaudeCodeStore(SimStore):
         self, timeout: float = DEFAULT_LOCK_TIMEOUT
     ) -> contextlib.AbstractContextManager[None]:
         self._call("lock")
+        self.checked = self.paused_past_check = False
         assert isinstance(self.inner, ClaudeCodeStore)
         return self.inner.lock(timeout)
 
     def holds_lock(self) -> bool:
         self._call("holds_lock")
         assert isinstance(self.inner, ClaudeCodeStore)
-        return self.backend.holder() is self and self.inner.holds_lock()
+        held = self.backend.holder() is self and self.inner.holds_lock()
+        self.checked = self.checked or held
+        return held
+
+    def _call(self, operation: str) -> None:
+        pending, actor = self.pause_pending, self.sched.current
+        if pending and self.holding and actor is not None and not self.owner.dead:
+            self.pause_pending = 0.0
+            self.paused_past_check = self.checked and pending > REFRESH_STALE_SECONDS
+            actor.frozen_until = self.sched.now + pending
+            self.sched.note(self.owner.name, f"paused for {pending:g} s at store.{operation}")
+        super()._call(operation)
 
     def recover_interrupted_save(self) -> bool:
         self._call("recover_interrupted_save")

@@ -40,6 +40,11 @@ class Holder(Protocol):
     def holds(self, refresh_token: str) -> bool: ...
 
 
+def _paused_past_check(holder: Holder, names: tuple[str, str]) -> bool:
+    store = getattr(holder, "store", None)
+    return holder.name in names and bool(getattr(store, "paused_past_check", False))
+
+
 class Monitor:
     """Watches one run; ``fail`` records a violation, ``after_step`` raises it."""
 
@@ -77,6 +82,13 @@ class Monitor:
             how = "spent" if token in endpoint.spent else "still in flight"
             if who.lockless or first == LOCKLESS:
                 self.forgive(f"{who.name} and {first} raced for one refresh token")
+                return
+            paused = [h.name for h in self.holders if _paused_past_check(h, (who.name, first))]
+            if paused:
+                self.forgive(
+                    f"{paused[0]} was paused past the locks' stale time after it last checked "
+                    "them: no lock guards that (a fencing token would)"
+                )
                 return
             self.fail(
                 "1-refresh-token-once",

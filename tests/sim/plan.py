@@ -51,6 +51,9 @@ FOREIGN_WRITERS = {
     "foreign_locked": "another program of ours takes the store's lock, refreshes, writes",
 }
 CLAUDE_CODE = {
+    "pause": "a worker's process is paused (SIGSTOP, a suspended VM) for ``duration`` s at its "
+    "first store call under the lock after global step ``at_step``: all its threads stop, so "
+    "the Claude Code locks it holds go untouched",
     "claude_code": "Claude Code itself (claude-code backend): requests at ``times`` (from "
     "``at``), refreshing under its own mkdir locks (stale after ``stale`` s); killed at its own "
     "step ``at_step`` (0: never), restarted ``restart_after`` later",
@@ -58,6 +61,9 @@ CLAUDE_CODE = {
 WORKER_FAULTS = {"kill": "the worker dies at global step ``at_step`` (SIGKILL)"}
 
 SWEEP_EXCLUDED: dict[str, str] = {
+    "pause": "a worker paused past the stale time just before it checks that it still holds "
+    "Claude Code's locks is told it does (the keep-fresh thread has not looked yet), and spends "
+    "the refresh token Claude Code, which took the locks over, is spending",
     "snapshot": "a worker holding the rolled-back login spends it (issue 22 item 1)",
     "flush": "a written-back older login is spent once its 2 s grace ends, whether or not the "
     "newer holder looked meanwhile, or while a refresh begun before the loss is in flight "
@@ -128,10 +134,13 @@ def _fault(rng: random.Random, backend: str, workers: tuple[Worker, ...]) -> Fau
     store_kinds = REDIS_FAULTS if backend.endswith("redis") else FILE_FAULTS
     menu = [*store_kinds, *ENDPOINT_FAULTS, *FOREIGN_WRITERS, "kill", "kill"]
     if backend == "claude-code":
-        menu.append("claude_code")
+        menu += ["claude_code", "pause"]
     kind = rng.choice(menu)
     if kind == "claude_code":
         return _claude_code(rng, workers)
+    if kind == "pause":
+        target, step = rng.choice(workers).name, rng.randint(1, 250)
+        return Fault("pause", target=target, at_step=step, duration=rng.choice((3.0, 12.0, 30.0)))
     at = round(rng.uniform(0.0, HORIZON), 3)
     if kind == "kill":
         restart = round(rng.uniform(1.0, 60.0), 3) if rng.random() < 0.5 else None

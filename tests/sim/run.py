@@ -161,6 +161,11 @@ def run(seed: int, plan: Plan, *, redis_url: str | None = None) -> Outcome:
                 lambda: spawn(restart, worker.incarnation + 1, when - START),
             )
 
+    def pause(spec: Worker, seconds: float) -> None:
+        store = live[spec.name].store
+        if isinstance(store, SimClaudeCodeStore):
+            store.pause_pending = seconds
+
     def foreign(kind: str, index: int) -> Callable[[], None]:
         def start() -> None:
             actor = Foreign(kind, index, sched, endpoint, backend, make_store)
@@ -204,6 +209,10 @@ def run(seed: int, plan: Plan, *, redis_url: str | None = None) -> Outcome:
             sched.at(when, label, fault(lambda: None))
         elif item.kind in FOREIGN_WRITERS:
             sched.at(when, label, fault(foreign(item.kind, index)))
+        elif item.kind == "pause":
+            if item.target in specs:
+                action = functools.partial(pause, specs[item.target], item.duration)
+                sched.at_step(item.at_step, label, fault(action))
         elif item.kind in CLAUDE_CODE:
             sched.at(when, label, fault(claude_code(item, index)))
         elif item.kind == "flush":
@@ -257,6 +266,8 @@ def run(seed: int, plan: Plan, *, redis_url: str | None = None) -> Outcome:
 
 
 def _describe(item: Fault) -> str:
+    if item.kind == "pause":
+        return f"pause {item.target} for {item.duration:g} s (after step {item.at_step})"
     if item.kind in CLAUDE_CODE:
         parts = [item.kind, f"{len(item.times)} requests"]
         parts.append(f"(stale after {item.stale or 10:g} s)")

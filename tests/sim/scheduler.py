@@ -56,6 +56,14 @@ class Actor:
     dead: bool = False
     crashed: BaseException | None = None
     thread: threading.Thread | None = None
+    parent: Actor | None = None  # a thread of the same process (it is frozen with it)
+    frozen_until: float = -math.inf  # the process is paused (SIGSTOP) until then
+
+    def thawed_at(self) -> float:
+        """When its process may run again (it is paused until then)."""
+        if self.parent is None:
+            return self.frozen_until
+        return max(self.frozen_until, self.parent.thawed_at())
 
 
 class Scheduler:
@@ -77,9 +85,16 @@ class Scheduler:
 
     # ----- setting up (scheduler side) ---------------------------------------------------------
 
-    def spawn(self, name: str, main: Callable[[], None], at: float | None = None) -> Actor:
-        """A new actor, first runnable at ``at`` (now by default)."""
-        actor = Actor(name, main, wake_at=self.now if at is None else at)
+    def spawn(
+        self,
+        name: str,
+        main: Callable[[], None],
+        at: float | None = None,
+        parent: Actor | None = None,
+    ) -> Actor:
+        """A new actor, first runnable at ``at`` (now by default); ``parent``: the actor whose
+        process it is a thread of."""
+        actor = Actor(name, main, wake_at=self.now if at is None else at, parent=parent)
         actor.thread = threading.Thread(
             target=self._thread_main, args=(actor,), name=f"sim-{name}", daemon=True
         )
@@ -139,15 +154,16 @@ class Scheduler:
                     self.note("fault", label)
                     action()
                     after_step()
+            live = [actor for actor in self.actors if not actor.done and not actor.dead]
             runnable = [
                 actor
-                for actor in self.actors
-                if not actor.done
-                and not actor.dead
-                and (actor.wake_at <= self.now or (actor.ready is not None and actor.ready()))
+                for actor in live
+                if (actor.wake_at <= self.now or (actor.ready is not None and actor.ready()))
+                and actor.thawed_at() <= self.now
             ]
             if not runnable:
-                waiting = [a.wake_at for a in self.actors if not a.done and not a.dead]
+                waiting = [max(a.wake_at, a.thawed_at()) for a in live]
+                waiting += [a.thawed_at() for a in live if a.thawed_at() > self.now]
                 upcoming = min([*waiting, self._timers[0][0] if self._timers else math.inf])
                 if upcoming == math.inf:
                     return
