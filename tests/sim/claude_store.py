@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,18 +38,31 @@ __all__ = ["ClaudeCodeBackend", "SimClaudeCodeStore", "virtual_clock"]
 
 @contextlib.contextmanager
 def virtual_clock(sched: Scheduler) -> Iterator[None]:
-    """``_clock`` on the scheduler's virtual time for the duration of a run."""
+    """``_clock`` on the scheduler's virtual time for the duration of a run, in the run's actor
+    threads (any other thread, such as one an earlier test left running, keeps the real one)."""
     saved = {name: getattr(_clock, name) for name in ("now", "monotonic", "sleep", "every")}
+    real_now, real_monotonic, real_sleep, real_every = saved.values()
+
+    def ours() -> bool:
+        current = threading.current_thread()
+        return any(actor.thread is current for actor in sched.actors)
 
     def now() -> float:
-        return sched.now
+        return sched.now if ours() else real_now()
+
+    def monotonic() -> float:
+        return sched.now if ours() else real_monotonic()
 
     def sleep(seconds: float) -> None:
-        sched.sleep(seconds, f"waits {seconds:g} s for a lock")
+        if not ours():
+            return real_sleep(seconds)
+        return sched.sleep(seconds, f"waits {seconds:g} s for a lock")
 
     def every(seconds: float, action: Callable[[], None], name: str) -> Callable[[], None]:
         owner = sched.current  # the actor taking the locks: the keeper is a thread of its process
-        assert owner is not None, "locks are taken by actors"
+        if owner is None or not ours():
+            stop: Callable[[], None] = real_every(seconds, action, name)
+            return stop
         stopped = False
 
         def keep() -> None:
@@ -56,14 +70,14 @@ def virtual_clock(sched: Scheduler) -> Iterator[None]:
                 action()
                 sched.sleep(seconds, "touched its locks")
 
-        def stop() -> None:
+        def end() -> None:
             nonlocal stopped
             stopped = True
 
         sched.spawn(f"{owner.name}/{name}", keep, at=sched.now + seconds, parent=owner)
-        return stop
+        return end
 
-    replacements = {"now": now, "monotonic": now, "sleep": sleep, "every": every}
+    replacements = {"now": now, "monotonic": monotonic, "sleep": sleep, "every": every}
     for name, function in replacements.items():
         setattr(_clock, name, function)
     try:

@@ -14,7 +14,8 @@ Some losses no library can prevent; they end the run's login without failing it 
 counted in the figures), after which 1, 2 and 4 stop: a program that ignores the lock raced
 us; the only holder of a login the store had lost to an injected fault (flush, snapshot) was
 killed; the only holder was killed before its save went through (mid-request, or its save
-had failed on an injected fault).
+had failed on an injected fault); a worker paused past the stale time of Claude Code's locks
+after its last check that it held them (nothing but a fencing token guards that).
 """
 
 from __future__ import annotations
