@@ -78,7 +78,7 @@ class Scheduler:
         self.steps = 0
         self.trace: list[tuple[float, str, str]] = []
         self._back = _closed_gate()
-        self._timers: list[tuple[float, int, str, str, Callable[[], None]]] = []
+        self._timers: list[tuple[float, int, str, Callable[[], None]]] = []
         self._step_hooks: dict[int, list[tuple[str, Callable[[], None]]]] = {}
         self._order = 0
         self.closed = False
@@ -102,11 +102,11 @@ class Scheduler:
         actor.thread.start()
         return actor
 
-    def at(self, when: float, label: str, action: Callable[[], None], who: str = "fault") -> None:
-        """Run ``action`` in the scheduler at virtual time ``when`` (a fault, a restart, a
-        timer of an actor's): ``who`` and ``label`` name it in the trace (no line if empty)."""
+    def at(self, when: float, label: str, action: Callable[[], None]) -> None:
+        """Run ``action`` in the scheduler at virtual time ``when`` (a fault, a restart, an
+        actor's timer: no trace line when ``label`` is empty)."""
         self._order += 1
-        heapq.heappush(self._timers, (when, self._order, who, label, action))
+        heapq.heappush(self._timers, (when, self._order, label, action))
 
     def at_step(self, step: int, label: str, action: Callable[[], None]) -> None:
         """Run ``action`` in the scheduler just before global step ``step``."""
@@ -169,9 +169,9 @@ class Scheduler:
                     return
                 self.now = max(self.now, upcoming)
                 while self._timers and self._timers[0][0] <= self.now:
-                    _, _, who, label, action = heapq.heappop(self._timers)
+                    _, _, label, action = heapq.heappop(self._timers)
                     if label:
-                        self.note(who, label)
+                        self.note("fault", label)
                     action()
                     after_step()
                 continue
