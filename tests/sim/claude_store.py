@@ -217,7 +217,7 @@ class SimClaudeCodeStore(SimStore):
         if pending and self.holding and actor is not None and not self.owner.dead:
             self.pause_pending = 0.0
             self.paused_past_check = self.checked and pending > REFRESH_STALE_SECONDS
-            actor.frozen_until = self.sched.now + pending
+            self.sched.freeze(actor, self.sched.now + pending)
             self.sched.note(self.owner.name, f"paused for {pending:g} s at store.{operation}")
         super()._call(operation)
 

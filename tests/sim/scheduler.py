@@ -82,6 +82,7 @@ class Scheduler:
         self._step_hooks: dict[int, list[tuple[str, Callable[[], None]]]] = {}
         self._order = 0
         self.closed = False
+        self._paused = False  # some actor was ever paused (the check costs a call per actor)
 
     # ----- setting up (scheduler side) ---------------------------------------------------------
 
@@ -159,11 +160,13 @@ class Scheduler:
                 actor
                 for actor in live
                 if (actor.wake_at <= self.now or (actor.ready is not None and actor.ready()))
-                and actor.thawed_at() <= self.now
+                and (not self._paused or actor.thawed_at() <= self.now)
             ]
             if not runnable:
-                waiting = [max(a.wake_at, a.thawed_at()) for a in live]
-                waiting += [a.thawed_at() for a in live if a.thawed_at() > self.now]
+                waiting = [a.wake_at for a in live]
+                if self._paused:  # a paused actor runs again when thawed, at the earliest
+                    waiting = [max(a.wake_at, a.thawed_at()) for a in live]
+                    waiting += [a.thawed_at() for a in live if a.thawed_at() > self.now]
                 upcoming = min([*waiting, self._timers[0][0] if self._timers else math.inf])
                 if upcoming == math.inf:
                     return
@@ -189,6 +192,11 @@ class Scheduler:
                 raise Violation(
                     "3-request-ends", f"more than {max_steps} steps: a livelock, no request ends"
                 )
+
+    def freeze(self, actor: Actor, until: float) -> None:
+        """Pause the actor's process (it and its threads) until virtual time ``until``."""
+        actor.frozen_until = max(actor.frozen_until, until)
+        self._paused = True
 
     def kill(self, actor: Actor) -> None:
         """The actor's thread is never resumed (it unwinds at ``close``)."""
