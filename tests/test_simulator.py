@@ -145,6 +145,100 @@ for _name, _named in list(NAMED.items()):
     NAMED[f"{_name}-real-redis"] = replace(_named, plan=replace(_named.plan, backend="real-redis"))
 
 
+def _claude_code(*times: float, at_step: int = 0, stale: float = 10.0) -> Fault:
+    """Claude Code itself, making requests at ``times`` (killed at its own step ``at_step``)."""
+    return Fault("claude_code", at=times[0], times=times, at_step=at_step, stale=stale)
+
+
+# Our worker refreshes at 300 s (lifetime 600 s, threshold 300 s); Claude Code needs the same
+# refresh at the same moment. The refresh locks go to one of them (Claude Code with seed 1, our
+# worker with seed 2); the other waits (we poll, Claude Code backs off 1-2 s), re-reads the file
+# under the locks and takes the new login: one POST.
+_AT_ONCE = Plan(
+    "claude-code",
+    workers=(Worker("w", _two((10.0, "plain"), (300.0, "plain"))),),
+    faults=(_claude_code(20.0, 300.0),),
+)
+# Claude Code is killed after taking both refresh locks (its 4th step) at 300 s: we wait until
+# they are stale (10 s untouched; for a 2.1.336 that would wait 60 s, we still take them at 10 s)
+# and refresh.
+_CLAUDE_KILLED = Plan(
+    "claude-code",
+    workers=(Worker("w", _two((10.0, "plain"), (300.5, "plain"))),),
+    faults=(_claude_code(20.0, 300.0, at_step=4),),
+)
+# Claude Code refreshes at 300 s and is killed after its write, holding its write lock: our
+# forced refresh at 301 s waits for the write lock to be stale (15 s) to save.
+_CLAUDE_KILLED_WRITING = Plan(
+    "claude-code",
+    workers=(Worker("w", _two((10.0, "plain"), (301.0, "force"))),),
+    faults=(_claude_code(20.0, 300.0, at_step=8),),
+)
+# Our worker is killed (global step 16) with its POST in flight (slow endpoint), holding Claude
+# Code's locks; Claude Code tries 6 times 1-2 s apart, gives up for that request, and takes the
+# locks over on a later one, once they are stale (10 s; 60 s for 2.1.336).
+_OURS_KILLED = Plan(
+    "claude-code",
+    workers=(Worker("w", _two((10.0, "plain"), (300.0, "plain"))),),
+    faults=(
+        Fault("slow", at=299.0, duration=2.0, delay=5.0),
+        Fault("kill", target="w", at_step=16),
+        _claude_code(20.0, 302.0, 306.0, 313.0, 330.0, 365.0),
+    ),
+)
+# Our worker holds every lock and has read the file at 300 s when its process is paused for
+# 12 s (SIGSTOP, a suspended VM), its keep-fresh thread with it. At 310.5 s Claude Code finds
+# the refresh locks untouched for 10 s, takes them over and POSTs (slow: 5 s).
+_PAUSED = Plan(
+    "claude-code",
+    workers=(Worker("w", _two((10.0, "plain"), (300.0, "plain"))),),
+    faults=(
+        Fault("pause", target="w", at_step=1, duration=12.0),
+        Fault("slow", at=305.0, duration=20.0, delay=5.0),
+        _claude_code(20.0, 301.0, 303.0, 305.0, 307.0, 309.0, 311.0, 313.0),
+    ),
+)
+NAMED.update(
+    {
+        # Paused at its first store call under the locks: on resuming, its keep-fresh thread
+        # runs before its check, which says the locks were lost: it takes them again, waits
+        # for Claude Code, and uses Claude Code's new login (one POST).
+        "worker-paused-past-stale-notices-lost-locks": Named(seed=1, plan=_PAUSED),
+        # Paused at its check itself (global step 13): resuming, the check runs before the
+        # keep-fresh thread has looked, so ``holds_lock()`` says yes, and the worker POSTs the
+        # refresh token Claude Code is spending: reuse, the login is revoked.
+        "worker-paused-past-stale-at-its-lock-check": Named(
+            seed=1,
+            plan=replace(
+                _PAUSED, faults=(replace(_PAUSED.faults[0], at_step=13), *_PAUSED.faults[1:])
+            ),
+            breaks="1-refresh-token-once",
+            why="HeldLocks.intact() (ClaudeCodeStore.holds_lock) answers from the keep-fresh "
+            "thread's last touch, not from the lock directories: after a pause past the stale "
+            "time, the check can run before that thread notices Claude Code took the locks over",
+        ),
+        "claude-code-and-worker-refresh-at-once": Named(seed=1, plan=_AT_ONCE),
+        "claude-code-and-worker-refresh-at-once-worker-first": Named(seed=2, plan=_AT_ONCE),
+        "claude-code-killed-holding-its-refresh-locks": Named(seed=1, plan=_CLAUDE_KILLED),
+        "claude-code-2.1.336-killed-holding-its-refresh-locks": Named(
+            seed=1,
+            plan=replace(
+                _CLAUDE_KILLED, faults=(_claude_code(20.0, 300.0, at_step=4, stale=60.0),)
+            ),
+        ),
+        "claude-code-killed-holding-its-write-lock": Named(seed=1, plan=_CLAUDE_KILLED_WRITING),
+        "worker-killed-holding-claude-code-locks": Named(seed=1, plan=_OURS_KILLED),
+        "worker-killed-holding-claude-code-2.1.336-locks": Named(
+            seed=1,
+            plan=replace(
+                _OURS_KILLED,
+                faults=(*_OURS_KILLED.faults[:2], replace(_OURS_KILLED.faults[2], stale=60.0)),
+            ),
+        ),
+    }
+)
+
+
 # ----- the sweep ---------------------------------------------------------------------------------
 
 
@@ -258,7 +352,8 @@ def test_named(name: str, request: pytest.FixtureRequest) -> None:
 def test_one_seed_is_one_run() -> None:
     """The same seed gives the same trace, step for step (the real FileStore included)."""
     file_seed = next(seed for seed in range(100) if sweep_plan(seed).backend == "file")
-    for seed in (7, 11, 558, file_seed):
+    claude_seeds = [seed for seed in range(100) if sweep_plan(seed).backend == "claude-code"]
+    for seed in (7, 11, 558, file_seed, *claude_seeds[:2]):
         plan = sweep_plan(seed)
         first, second = run(seed, plan), run(seed, plan)
         assert first.trace == second.trace

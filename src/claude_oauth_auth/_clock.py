@@ -6,9 +6,11 @@ fall back to these; everything else calls them, so a test can replace them in on
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 
-__all__ = ["monotonic", "now", "sleep"]
+__all__ = ["every", "monotonic", "now", "sleep"]
 
 
 def now() -> float:
@@ -24,3 +26,23 @@ def monotonic() -> float:
 def sleep(seconds: float) -> None:
     """Wait ``seconds``."""
     time.sleep(seconds)
+
+
+def every(seconds: float, action: Callable[[], None], name: str) -> Callable[[], None]:
+    """Call ``action`` every ``seconds`` in a daemon thread named ``name``; returns ``stop``,
+    which ends the calls and waits for one in progress."""
+    stopped = threading.Event()
+
+    def repeat() -> None:
+        while not stopped.wait(seconds):
+            action()
+
+    thread = threading.Thread(target=repeat, name=name, daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        stopped.set()
+        if thread is not threading.current_thread():
+            thread.join()
+
+    return stop

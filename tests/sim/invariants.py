@@ -14,7 +14,8 @@ Some losses no library can prevent; they end the run's login without failing it 
 counted in the figures), after which 1, 2 and 4 stop: a program that ignores the lock raced
 us; the only holder of a login the store had lost to an injected fault (flush, snapshot) was
 killed; the only holder was killed before its save went through (mid-request, or its save
-had failed on an injected fault).
+had failed on an injected fault); a worker paused past the stale time of Claude Code's locks
+after its last check that it held them (nothing but a fencing token guards that).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from .claude_code import ClaudeCode
 from .endpoint import Endpoint, Presenter
 from .scheduler import Scheduler, Violation
 from .stores import Backend
@@ -37,6 +39,11 @@ class Holder(Protocol):
     request_started: float | None
 
     def holds(self, refresh_token: str) -> bool: ...
+
+
+def _paused_past_check(holder: Holder, names: tuple[str, str]) -> bool:
+    store = getattr(holder, "store", None)
+    return holder.name in names and bool(getattr(store, "paused_past_check", False))
 
 
 class Monitor:
@@ -76,6 +83,13 @@ class Monitor:
             how = "spent" if token in endpoint.spent else "still in flight"
             if who.lockless or first == LOCKLESS:
                 self.forgive(f"{who.name} and {first} raced for one refresh token")
+                return
+            paused = [h.name for h in self.holders if _paused_past_check(h, (who.name, first))]
+            if paused:
+                self.forgive(
+                    f"{paused[0]} was paused past the locks' stale time after it last checked "
+                    "them: no lock guards that (a fencing token would)"
+                )
                 return
             self.fail(
                 "1-refresh-token-once",
@@ -134,7 +148,7 @@ class Monitor:
         since, cause = self.missing
         dropped = [holder for holder in self.last_holders if not holder.dead]
         killed = [holder for holder in self.last_holders if holder.dead]
-        if dropped and all(isinstance(holder, Foreign) for holder in dropped):
+        if dropped and all(isinstance(holder, Foreign | ClaudeCode) for holder in dropped):
             self.forgive(f"a foreign program dropped ...{head[-6:]} (its save failed)")
         elif not dropped and cause == "fault":
             self.forgive(f"the store lost ...{head[-6:]} (a fault); no live worker held it")

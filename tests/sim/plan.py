@@ -7,11 +7,13 @@ start of the run.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 
 __all__ = [
     "BACKENDS",
+    "CLAUDE_CODE",
     "ENDPOINT_FAULTS",
     "FOREIGN_WRITERS",
     "STORE_FAULTS",
@@ -24,9 +26,10 @@ __all__ = [
     "sweep_plan",
 ]
 
-BACKENDS = ("model-redis", "file", "real-redis")
+BACKENDS = ("model-redis", "file", "real-redis", "claude-code")
 """model-redis: an in-memory store with RedisStore's semantics; file: the real FileStore in a
-temp folder; real-redis: the real RedisStore on a real redis-server."""
+temp folder; real-redis: the real RedisStore on a real redis-server; claude-code: the real
+ClaudeCodeStore on a ``.credentials.json`` in a temp folder, shared with Claude Code."""
 
 STORE_FAULTS = {
     "flush": "the store restarts empty (FLUSHALL, a restart without persistence)",
@@ -45,11 +48,22 @@ ENDPOINT_FAULTS = {
 }
 FOREIGN_WRITERS = {
     "foreign_lockless": "another program rotates the login without our lock",
-    "foreign_locked": "another program takes the store's lock, refreshes, writes (Claude Code)",
+    "foreign_locked": "another program of ours takes the store's lock, refreshes, writes",
+}
+CLAUDE_CODE = {
+    "pause": "a worker's process is paused (SIGSTOP, a suspended VM) for ``duration`` s at its "
+    "first store call under the lock after global step ``at_step``: all its threads stop, so "
+    "the Claude Code locks it holds go untouched",
+    "claude_code": "Claude Code itself (claude-code backend): requests at ``times`` (from "
+    "``at``), refreshing under its own mkdir locks (stale after ``stale`` s); killed at its own "
+    "step ``at_step`` (0: never), restarted ``restart_after`` later",
 }
 WORKER_FAULTS = {"kill": "the worker dies at global step ``at_step`` (SIGKILL)"}
 
 SWEEP_EXCLUDED: dict[str, str] = {
+    "pause": "a worker paused past the stale time just before it checks that it still holds "
+    "Claude Code's locks is told it does (the keep-fresh thread has not looked yet), and spends "
+    "the refresh token Claude Code, which took the locks over, is spending",
     "snapshot": "a worker holding the rolled-back login spends it (issue 22 item 1)",
     "flush": "a written-back older login is spent once its 2 s grace ends, whether or not the "
     "newer holder looked meanwhile, or while a refresh begun before the loss is in flight "
@@ -61,6 +75,7 @@ is pinned by a named xfail seed in tests/test_simulator.py. Put a kind back once
 FILE_FAULTS = ("stall", "unwritable")
 REDIS_FAULTS = tuple(STORE_FAULTS)
 HORIZON = 1500.0
+CLAUDE_CODE_SHARE = 0.2  # of the seeds that would run on the Redis model
 
 
 @dataclass(frozen=True)
@@ -95,6 +110,8 @@ class Fault:
     target: str = ""
     at_step: int = 0
     restart_after: float | None = None
+    stale: float = 0.0
+    times: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,9 +131,16 @@ def _requests(rng: random.Random) -> tuple[Request, ...]:
 
 
 def _fault(rng: random.Random, backend: str, workers: tuple[Worker, ...]) -> Fault:
-    store_kinds = FILE_FAULTS if backend == "file" else REDIS_FAULTS
+    store_kinds = REDIS_FAULTS if backend.endswith("redis") else FILE_FAULTS
     menu = [*store_kinds, *ENDPOINT_FAULTS, *FOREIGN_WRITERS, "kill", "kill"]
+    if backend == "claude-code":
+        menu += ["claude_code", "pause"]
     kind = rng.choice(menu)
+    if kind == "claude_code":
+        return _claude_code(rng, workers)
+    if kind == "pause":
+        target, step = rng.choice(workers).name, rng.randint(1, 250)
+        return Fault("pause", target=target, at_step=step, duration=rng.choice((3.0, 12.0, 30.0)))
     at = round(rng.uniform(0.0, HORIZON), 3)
     if kind == "kill":
         restart = round(rng.uniform(1.0, 60.0), 3) if rng.random() < 0.5 else None
@@ -132,6 +156,29 @@ def _fault(rng: random.Random, backend: str, workers: tuple[Worker, ...]) -> Fau
     return Fault(kind, at=at)
 
 
+def _claude_code(rng: random.Random, workers: tuple[Worker, ...]) -> Fault:
+    """A Claude Code process: its requests (some at the moment of one of ours, to contend for
+    the refresh), its stale time, and maybe a kill at one of its steps."""
+    own = [round(rng.uniform(0.0, HORIZON), 3) for _ in range(rng.randint(2, 10))]
+    nudges = (0.0, 0.0, 0.05, round(rng.uniform(-0.3, 0.3), 3))
+    near = [
+        max(0.0, round(request.at + rng.choice(nudges), 3))
+        for worker in workers
+        for request in worker.requests
+        if rng.random() < 0.35
+    ]
+    times = tuple(sorted({*own, *near}))
+    killed = rng.random() < 0.35
+    return Fault(
+        "claude_code",
+        at=times[0],
+        stale=rng.choice((10.0, 60.0)),
+        at_step=rng.randint(1, 40) if killed else 0,
+        restart_after=round(rng.uniform(1.0, 90.0), 3) if killed and rng.random() < 0.5 else None,
+        times=times,
+    )
+
+
 def sweep_plan(seed: int, backend: str | None = None) -> Plan:
     """The sweep's plan for ``seed``: ``generate``'s without the kinds of ``SWEEP_EXCLUDED``."""
     plan = generate(seed, backend)
@@ -143,6 +190,9 @@ def generate(seed: int, backend: str | None = None) -> Plan:
     """The plan of seed ``seed`` (``backend`` forces the store, as for the real-Redis seeds)."""
     rng = random.Random(f"claude-oauth-auth-sim-plan-{seed}")
     chosen = backend or rng.choices(("model-redis", "file"), weights=(3, 1))[0]
+    if backend is None and chosen == "model-redis":  # a side draw: other seeds keep their plans
+        share = random.Random(f"claude-oauth-auth-sim-claude-code-{seed}").random()
+        chosen = "claude-code" if share < CLAUDE_CODE_SHARE else chosen
     workers = tuple(
         Worker(
             name=f"w{index}",
@@ -154,4 +204,7 @@ def generate(seed: int, backend: str | None = None) -> Plan:
     )
     faults = tuple(_fault(rng, chosen, workers) for _ in range(rng.choice((0, 1, 1, 2, 2, 3, 4))))
     lease = 90.0 if rng.random() < 0.7 else rng.choice((5.0, 15.0, 30.0))
+    if chosen == "claude-code":  # one host: one clock; Claude Code itself always runs
+        workers = tuple(dataclasses.replace(worker, clock_offset=0.0) for worker in workers)
+        faults = (_claude_code(rng, workers), *faults)
     return Plan(chosen, workers, faults, lease_seconds=lease, lifetime=600.0)

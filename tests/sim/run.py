@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import gc
@@ -13,9 +14,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from .backends import FileBackend, RealRedis, SimFileStore, SimRealRedisStore, make_folder
+from .claude_code import ClaudeCode
+from .claude_store import ClaudeCodeBackend, SimClaudeCodeStore, virtual_clock
 from .endpoint import Endpoint
 from .invariants import Monitor
-from .plan import ENDPOINT_FAULTS, FOREIGN_WRITERS, Fault, Plan, Worker
+from .plan import CLAUDE_CODE, ENDPOINT_FAULTS, FOREIGN_WRITERS, Fault, Plan, Worker
 from .scheduler import Scheduler, Violation
 from .stores import Backend, ModelRedis, Owner, SimRedisStore, SimStore
 from .workers import Foreign, SimWorker
@@ -66,22 +69,26 @@ class Outcome:
 class _TraceLog(logging.Handler):
     """The library's log lines, in the trace where they happened."""
 
-    def __init__(self, sched: Scheduler, location: str) -> None:
+    def __init__(self, sched: Scheduler, places: dict[str, str]) -> None:
         super().__init__(logging.INFO)
-        self.sched, self.location = sched, location
+        self.sched, self.places = sched, places
 
     def emit(self, record: logging.LogRecord) -> None:
         ours = {a.thread.ident for a in self.sched.actors if a.thread is not None}
         if record.thread not in ours and record.thread != threading.main_thread().ident:
             return  # an earlier run's actor, still unwinding on a slow machine: not this run
         who = self.sched.current.name if self.sched.current is not None else "-"
-        message = record.getMessage().replace(self.location, "<store>")  # temp folders vary
+        message = record.getMessage()
+        for place, name in self.places.items():  # temp folders vary
+            message = message.replace(place, name)
         self.sched.note(who, f"log {record.levelname}: {message}")
 
 
 def _backend(plan: Plan, sched: Scheduler, redis_url: str | None, seed: int) -> Backend:
     if plan.backend == "file":
         return FileBackend(sched, make_folder(None))
+    if plan.backend == "claude-code":
+        return ClaudeCodeBackend(sched, make_folder(None))
     if plan.backend == "real-redis":
         assert redis_url is not None, "real-redis plans need a redis_url"
         key = f"sim:{seed}:{time.monotonic_ns()}"
@@ -94,6 +101,8 @@ def _store_class(backend: Backend) -> type[SimStore]:
         return SimFileStore
     if isinstance(backend, RealRedis):
         return SimRealRedisStore
+    if isinstance(backend, ClaudeCodeBackend):
+        return SimClaudeCodeStore
     return SimRedisStore
 
 
@@ -152,11 +161,32 @@ def run(seed: int, plan: Plan, *, redis_url: str | None = None) -> Outcome:
                 lambda: spawn(restart, worker.incarnation + 1, when - START),
             )
 
+    def pause(spec: Worker, seconds: float) -> None:
+        store = live[spec.name].store
+        if isinstance(store, SimClaudeCodeStore):
+            store.pause_pending = seconds
+
     def foreign(kind: str, index: int) -> Callable[[], None]:
         def start() -> None:
             actor = Foreign(kind, index, sched, endpoint, backend, make_store)
             monitor.holders.append(actor)
             sched.spawn(actor.name, actor.main)
+
+        return start
+
+    def claude_code(item: Fault, index: int, incarnation: int = 0) -> Callable[[], None]:
+        def start() -> None:
+            assert isinstance(backend, ClaudeCodeBackend), "Claude Code runs on its own file"
+            actor = ClaudeCode(item, index, incarnation, sched, endpoint, backend, restart)
+            monitor.holders.append(actor)
+            sched.spawn(actor.name, actor.main)
+
+        def restart(killed: ClaudeCode) -> None:
+            if item.restart_after is not None:
+                again = dataclasses.replace(item, at_step=0)
+                when = sched.now + item.restart_after
+                label = f"restart {killed.name}"
+                sched.at(when, label, claude_code(again, index, incarnation + 1))
 
         return start
 
@@ -179,6 +209,12 @@ def run(seed: int, plan: Plan, *, redis_url: str | None = None) -> Outcome:
             sched.at(when, label, fault(lambda: None))
         elif item.kind in FOREIGN_WRITERS:
             sched.at(when, label, fault(foreign(item.kind, index)))
+        elif item.kind == "pause":
+            if item.target in specs:
+                action = functools.partial(pause, specs[item.target], item.duration)
+                sched.at_step(item.at_step, label, fault(action))
+        elif item.kind in CLAUDE_CODE:
+            sched.at(when, label, fault(claude_code(item, index)))
         elif item.kind == "flush":
             sched.at(when, label, fault(backend.flush))
         elif item.kind == "snapshot":
@@ -186,18 +222,26 @@ def run(seed: int, plan: Plan, *, redis_url: str | None = None) -> Outcome:
         elif item.kind == "lease_lost":
             sched.at(when, label, fault(backend.drop_lease))
 
+    places = {backend.location: "<store>"}
+    clock: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if isinstance(backend, ClaudeCodeBackend):
+        places[str(backend.base)] = "<folder>"
+        clock = virtual_clock(sched)
     logger = logging.getLogger("claude_oauth_auth")
-    handler, propagate, level = _TraceLog(sched, backend.location), logger.propagate, logger.level
+    handler, propagate, level = _TraceLog(sched, places), logger.propagate, logger.level
     logger.addHandler(handler)
     logger.propagate, logger.level = False, logging.INFO
     violation: Violation | None = None
     try:
-        sched.run(monitor.after_step, MAX_STEPS)
-        monitor.at_end()
+        with clock:
+            try:
+                sched.run(monitor.after_step, MAX_STEPS)
+                monitor.at_end()
+            finally:
+                sched.close()
     except Violation as caught:
         violation = caught
     finally:
-        sched.close()
         logger.removeHandler(handler)
         logger.propagate, logger.level = propagate, level
         for actor in sched.actors:  # let killed actors unwind, and abandoned ``with store.lock()``
@@ -208,6 +252,8 @@ def run(seed: int, plan: Plan, *, redis_url: str | None = None) -> Outcome:
         backend.close()
         if isinstance(backend, FileBackend):
             shutil.rmtree(backend.path.parent, ignore_errors=True)
+        if isinstance(backend, ClaudeCodeBackend):
+            shutil.rmtree(backend.base, ignore_errors=True)
     FIGURES.schedules += 1
     FIGURES.steps += sched.steps
     FIGURES.faults += faults
@@ -220,6 +266,16 @@ def run(seed: int, plan: Plan, *, redis_url: str | None = None) -> Outcome:
 
 
 def _describe(item: Fault) -> str:
+    if item.kind == "pause":
+        return f"pause {item.target} for {item.duration:g} s (after step {item.at_step})"
+    if item.kind in CLAUDE_CODE:
+        parts = [item.kind, f"{len(item.times)} requests"]
+        parts.append(f"(stale after {item.stale or 10:g} s)")
+        if item.at_step:
+            parts.append(f"killed at its step {item.at_step}")
+        if item.restart_after is not None:
+            parts.append(f"(restart after {item.restart_after:g} s)")
+        return " ".join(parts)
     parts = [item.kind]
     if item.kind == "kill":
         parts.append(f"{item.target} at step {item.at_step}")

@@ -56,6 +56,14 @@ class Actor:
     dead: bool = False
     crashed: BaseException | None = None
     thread: threading.Thread | None = None
+    parent: Actor | None = None  # a thread of the same process (it is frozen with it)
+    frozen_until: float = -math.inf  # the process is paused (SIGSTOP) until then
+
+    def thawed_at(self) -> float:
+        """When its process may run again (it is paused until then)."""
+        if self.parent is None:
+            return self.frozen_until
+        return max(self.frozen_until, self.parent.thawed_at())
 
 
 class Scheduler:
@@ -74,12 +82,20 @@ class Scheduler:
         self._step_hooks: dict[int, list[tuple[str, Callable[[], None]]]] = {}
         self._order = 0
         self.closed = False
+        self._paused = False  # some actor was ever paused (the check costs a call per actor)
 
     # ----- setting up (scheduler side) ---------------------------------------------------------
 
-    def spawn(self, name: str, main: Callable[[], None], at: float | None = None) -> Actor:
-        """A new actor, first runnable at ``at`` (now by default)."""
-        actor = Actor(name, main, wake_at=self.now if at is None else at)
+    def spawn(
+        self,
+        name: str,
+        main: Callable[[], None],
+        at: float | None = None,
+        parent: Actor | None = None,
+    ) -> Actor:
+        """A new actor, first runnable at ``at`` (now by default); ``parent``: the actor whose
+        process it is a thread of."""
+        actor = Actor(name, main, wake_at=self.now if at is None else at, parent=parent)
         actor.thread = threading.Thread(
             target=self._thread_main, args=(actor,), name=f"sim-{name}", daemon=True
         )
@@ -88,7 +104,8 @@ class Scheduler:
         return actor
 
     def at(self, when: float, label: str, action: Callable[[], None]) -> None:
-        """Run ``action`` in the scheduler at virtual time ``when`` (a fault, a restart)."""
+        """Run ``action`` in the scheduler at virtual time ``when`` (a fault, a restart, an
+        actor's timer: no trace line when ``label`` is empty)."""
         self._order += 1
         heapq.heappush(self._timers, (when, self._order, label, action))
 
@@ -138,22 +155,26 @@ class Scheduler:
                     self.note("fault", label)
                     action()
                     after_step()
+            live = [actor for actor in self.actors if not actor.done and not actor.dead]
             runnable = [
                 actor
-                for actor in self.actors
-                if not actor.done
-                and not actor.dead
-                and (actor.wake_at <= self.now or (actor.ready is not None and actor.ready()))
+                for actor in live
+                if (actor.wake_at <= self.now or (actor.ready is not None and actor.ready()))
+                and (not self._paused or actor.thawed_at() <= self.now)
             ]
             if not runnable:
-                waiting = [a.wake_at for a in self.actors if not a.done and not a.dead]
+                waiting = [a.wake_at for a in live]
+                if self._paused:  # a paused actor runs again when thawed, at the earliest
+                    waiting = [max(a.wake_at, a.thawed_at()) for a in live]
+                    waiting += [a.thawed_at() for a in live if a.thawed_at() > self.now]
                 upcoming = min([*waiting, self._timers[0][0] if self._timers else math.inf])
                 if upcoming == math.inf:
                     return
                 self.now = max(self.now, upcoming)
                 while self._timers and self._timers[0][0] <= self.now:
                     _, _, label, action = heapq.heappop(self._timers)
-                    self.note("fault", label)
+                    if label:
+                        self.note("fault", label)
                     action()
                     after_step()
                 continue
@@ -171,6 +192,11 @@ class Scheduler:
                 raise Violation(
                     "3-request-ends", f"more than {max_steps} steps: a livelock, no request ends"
                 )
+
+    def freeze(self, actor: Actor, until: float) -> None:
+        """Pause the actor's process (it and its threads) until virtual time ``until``."""
+        actor.frozen_until = max(actor.frozen_until, until)
+        self._paused = True
 
     def kill(self, actor: Actor) -> None:
         """The actor's thread is never resumed (it unwinds at ``close``)."""

@@ -235,9 +235,15 @@ class SimStore:
         self.inner.delete()
         self.backend.changed()
 
-    @contextlib.contextmanager
-    def lock(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
+    def lock(
+        self, timeout: float = DEFAULT_LOCK_TIMEOUT
+    ) -> contextlib.AbstractContextManager[None]:
         self._call("lock")
+        return self.virtual_lock(timeout)
+
+    @contextlib.contextmanager
+    def virtual_lock(self, timeout: float) -> Iterator[None]:
+        """The backend's lock on virtual time (a Redis lease, a file lock the OS frees)."""
         backend, sched = self.backend, self.sched
         deadline = sched.now + timeout
         while not self._take():

@@ -137,7 +137,7 @@ class SimWorker:
 
 class Foreign:
     """Another program on the same store: it rotates the login at its time, with the store's
-    lock (as Claude Code does on its own file) or without it."""
+    lock (another program of ours) or without it (Claude Code itself: ``claude_code.py``)."""
 
     in_hand: list[str]
 

@@ -90,11 +90,7 @@ class HeldLocks:
         self._held = held
         self._record = record  # written as each lock was taken, rewritten after each touch
         self._pid = os.getpid()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._keep_fresh, args=(touch_every,), name="claude-code-locks", daemon=True
-        )
-        self._thread.start()
+        self._stop = _clock.every(touch_every, self._keep_fresh, "claude-code-locks")
 
     def intact(self) -> bool:
         """False once another process took one of them from us (it judged us dead)."""
@@ -102,8 +98,7 @@ class HeldLocks:
 
     def release(self) -> None:
         """Stop touching and remove the locks that are still ours, the last taken first."""
-        self._stop.set()
-        self._thread.join()
+        self._stop()
         if os.getpid() != self._pid:
             return  # a forked child: the locks are its parent's
         for held in reversed(self._held):
@@ -115,12 +110,11 @@ class HeldLocks:
             with contextlib.suppress(OSError):
                 os.unlink(self._record)
 
-    def _keep_fresh(self, every: float) -> None:
-        while not self._stop.wait(every):
-            for held in self._held:
-                if not held.lost:
-                    self._touch(held)
-            self._write_record()
+    def _keep_fresh(self) -> None:
+        for held in self._held:
+            if not held.lost:
+                self._touch(held)
+        self._write_record()
 
     def _write_record(self) -> None:
         if self._record is not None:
@@ -131,7 +125,7 @@ class HeldLocks:
         try:
             if _mtime_ns(held.path) != held.mtime_ns:
                 raise FileNotFoundError(held.path)
-            os.utime(held.path)
+            _set_mtime_now(held.path)
             held.mtime_ns = os.stat(held.path).st_mtime_ns
         except OSError:
             held.lost = True
@@ -150,6 +144,13 @@ def _write_record(record: Path, held: list[_Held]) -> None:
             os.close(descriptor)
     except OSError:
         pass  # without a record a process of ours waits for staleness, as Claude Code does
+
+
+def _set_mtime_now(path: Path) -> None:
+    """Touch a lock with ``_clock``'s time, as proper-lockfile sets its own (staleness is then
+    judged on one clock)."""
+    moment = int(_clock.now() * 1e9)
+    os.utime(path, ns=(moment, moment))
 
 
 def _mtime_ns(path: Path) -> int | None:
@@ -306,6 +307,8 @@ def _take(lock: Path, stale: float) -> int | None:
     for _attempt in range(2):
         try:
             os.mkdir(lock, 0o700)
+            with contextlib.suppress(OSError):
+                _set_mtime_now(lock)
             return os.stat(lock).st_mtime_ns
         except FileExistsError:
             pass
