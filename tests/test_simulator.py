@@ -205,17 +205,14 @@ NAMED.update(
         # for Claude Code, and uses Claude Code's new login (one POST).
         "worker-paused-past-stale-notices-lost-locks": Named(seed=1, plan=_PAUSED),
         # Paused at its check itself (global step 13): resuming, the check runs before the
-        # keep-fresh thread has looked, so ``holds_lock()`` says yes, and the worker POSTs the
-        # refresh token Claude Code is spending: reuse, the login is revoked.
+        # keep-fresh thread has looked. It answered from that thread's last touch and said
+        # yes, and the worker POSTed the refresh token Claude Code had spent (a reuse: the
+        # login was revoked). It now looks at the lock directories: lost, so it takes them again.
         "worker-paused-past-stale-at-its-lock-check": Named(
             seed=1,
             plan=replace(
                 _PAUSED, faults=(replace(_PAUSED.faults[0], at_step=13), *_PAUSED.faults[1:])
             ),
-            breaks="1-refresh-token-once",
-            why="HeldLocks.intact() (ClaudeCodeStore.holds_lock) answers from the keep-fresh "
-            "thread's last touch, not from the lock directories: after a pause past the stale "
-            "time, the check can run before that thread notices Claude Code took the locks over",
         ),
         "claude-code-and-worker-refresh-at-once": Named(seed=1, plan=_AT_ONCE),
         "claude-code-and-worker-refresh-at-once-worker-first": Named(seed=2, plan=_AT_ONCE),

@@ -167,15 +167,14 @@ def write_document(path: Path, document: dict[str, Any]) -> None:
 
 class _LockedBySim(FileStore):
     """The real ``FileStore`` under ``ClaudeCodeStore``; only its own lock (a flock on
-    ``<file>.oauth.lock``) is the simulation's, which the OS-like scheduler frees on a kill."""
+    ``<file>.oauth.lock``) is the simulation's, which the OS-like scheduler frees on a kill.
+    Claude Code's locks, taken after it, are the real code's."""
 
     def __init__(self, path: Path, sim: SimClaudeCodeStore) -> None:
-        super().__init__(path)
+        super().__init__(path, claude_code=True)
         self.sim = sim
 
-    def lock(
-        self, timeout: float = DEFAULT_LOCK_TIMEOUT
-    ) -> contextlib.AbstractContextManager[None]:
+    def _own_lock(self, timeout: float) -> contextlib.AbstractContextManager[object]:
         return self.sim.virtual_lock(timeout)
 
 

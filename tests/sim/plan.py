@@ -61,9 +61,6 @@ CLAUDE_CODE = {
 WORKER_FAULTS = {"kill": "the worker dies at global step ``at_step`` (SIGKILL)"}
 
 SWEEP_EXCLUDED: dict[str, str] = {
-    "pause": "a worker paused past the stale time just before it checks that it still holds "
-    "Claude Code's locks is told it does (the keep-fresh thread has not looked yet), and spends "
-    "the refresh token Claude Code, which took the locks over, is spending",
     "snapshot": "a worker holding the rolled-back login spends it (issue 22 item 1)",
     "flush": "a written-back older login is spent once its 2 s grace ends, whether or not the "
     "newer holder looked meanwhile, or while a refresh begun before the loss is in flight "

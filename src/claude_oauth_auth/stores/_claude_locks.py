@@ -90,11 +90,19 @@ class HeldLocks:
         self._held = held
         self._record = record  # written as each lock was taken, rewritten after each touch
         self._pid = os.getpid()
+        self._guard = threading.Lock()  # a check never sees a touch half done
         self._stop = _clock.every(touch_every, self._keep_fresh, "claude-code-locks")
 
     def intact(self) -> bool:
-        """False once another process took one of them from us (it judged us dead)."""
-        return not any(held.lost for held in self._held)
+        """False once another process took one of them from us (it judged us dead): each
+        lock is looked at now, not at the last touch (a process paused past the stale time
+        resumes here before its touching thread runs again)."""
+        with self._guard:
+            for held in self._held:
+                if not held.lost and _mtime_ns(held.path) != held.mtime_ns:
+                    held.lost = True
+                    log.warning("%s was taken over by another process while we held it", held.path)
+            return not any(held.lost for held in self._held)
 
     def release(self) -> None:
         """Stop touching and remove the locks that are still ours, the last taken first."""
@@ -111,10 +119,11 @@ class HeldLocks:
                 os.unlink(self._record)
 
     def _keep_fresh(self) -> None:
-        for held in self._held:
-            if not held.lost:
-                self._touch(held)
-        self._write_record()
+        with self._guard:
+            for held in self._held:
+                if not held.lost:
+                    self._touch(held)
+            self._write_record()
 
     def _write_record(self) -> None:
         if self._record is not None:

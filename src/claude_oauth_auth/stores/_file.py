@@ -108,7 +108,7 @@ class FileStore:
     @contextlib.contextmanager
     def lock(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
         deadline = _clock.monotonic() + timeout
-        with file_lock(self.path, timeout):
+        with self._own_lock(timeout):
             if not self._takes_claude_code_locks():
                 yield
                 return
@@ -124,6 +124,10 @@ class FileStore:
         """Under ``lock()``: False when a process took Claude Code's lock from us meanwhile."""
         held = self._claude_locks
         return held is None or held.intact()
+
+    def _own_lock(self, timeout: float) -> contextlib.AbstractContextManager[object]:
+        """Our lock, ``<file>.oauth.lock``, taken first."""
+        return file_lock(self.path, timeout)
 
     def _takes_claude_code_locks(self) -> bool:
         if self._claude_code is not None:
