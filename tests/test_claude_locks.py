@@ -223,6 +223,21 @@ def test_a_lock_taken_over_from_us_is_reported_lost_and_not_removed(tmp_path: Pa
     assert lock.exists()  # theirs now: left alone
 
 
+def test_a_lock_taken_over_while_we_were_paused_is_seen_lost_at_once(credentials: Path) -> None:
+    """As the simulator found: a process paused past the stale time resumes at its check,
+    before its touching thread runs again; the check said the locks were still ours, and the
+    refresh token Claude Code had just spent was sent again."""
+    store = ClaudeCodeStore(credentials, keychains=[])
+    with store.lock(timeout=5):
+        assert store.holds_lock()
+        lock = credentials.parent / ".oauth_refresh.lock"
+        os.rmdir(lock)
+        os.mkdir(lock)  # Claude Code judged it stale and took it (no touch of ours since)
+        age(lock, 1)
+        assert not store.holds_lock()
+    assert lock.exists()  # theirs: left alone
+
+
 CHILD = """
 import sys, time
 import claude_oauth_auth.stores._claude_locks as _claude_locks
