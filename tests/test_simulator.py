@@ -198,6 +198,44 @@ _PAUSED = Plan(
         _claude_code(20.0, 301.0, 303.0, 305.0, 307.0, 309.0, 311.0, 313.0),
     ),
 )
+# A token file put back from a backup eleven refreshes old (older than the eight spent
+# refresh tokens any process remembers): generations tell it is older.
+_ELEVEN_REFRESHES = tuple(Request(10.0 * step, "force") for step in range(1, 13))
+NAMED.update(
+    {
+        # The service holding the newest login reads the file at its next request (140 s),
+        # finds an older generation of its chain, and writes its own back; it used to adopt
+        # the backup and spend its refresh token at 200 s.
+        "file-restored-from-backup-many-refreshes-old": Named(
+            seed=1,
+            plan=Plan(
+                "file",
+                workers=(
+                    Worker(
+                        "service", (*_ELEVEN_REFRESHES, *_two((140.0, "plain"), (200.0, "force")))
+                    ),
+                ),
+                faults=(Fault("snapshot", at=130.0, age=105.0),),
+            ),
+        ),
+        # A process that starts after the restore (200 s) holds no newer login, but the last
+        # generation saved is in the state file beside it: it stops without a POST; the
+        # service writes its login back at its next request (300 s).
+        "file-restored-from-backup-then-a-new-process": Named(
+            seed=1,
+            plan=Plan(
+                "file",
+                workers=(
+                    Worker(
+                        "service", (*_ELEVEN_REFRESHES, *_two((300.0, "plain"), (310.0, "force")))
+                    ),
+                    Worker("cron", _two((200.0, "force"), (320.0, "force"))),
+                ),
+                faults=(Fault("snapshot", at=130.0, age=105.0),),
+            ),
+        ),
+    }
+)
 NAMED.update(
     {
         # Paused at its first store call under the locks: on resuming, its keep-fresh thread

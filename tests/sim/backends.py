@@ -48,10 +48,29 @@ class FileBackend(Backend):
         return _NumberedFile(self)
 
     def snapshot(self) -> Any:
-        return None  # files get no snapshot faults
+        """The file's bytes (a backup of it), or None when there is no file."""
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return None
 
     def put_back(self, snapshot: Any) -> None:
-        raise NotImplementedError("a file store is not rolled back")
+        """A backup restored over the file, as a copy tool writes it (without our lock)."""
+        if snapshot is None:
+            return
+        temp = self.path.with_name(f".{self.path.name}.restore.tmp")
+        temp.write_bytes(snapshot)
+        os.chmod(temp, 0o600)
+        os.replace(temp, self.path)
+        self.generation += 1
+
+    def roll_back(self, age: float) -> None:
+        """Restore the newest backup at least ``age`` seconds old; file locks are not lost."""
+        cutoff = self.sched.now - age
+        older = [snapshot for when, snapshot in self.history if when <= cutoff]
+        if older:
+            self.put_back(older[-1])
+        self.changed()
 
     def wipe(self) -> None:
         raise NotImplementedError("a file store is not flushed (that is a logout)")
