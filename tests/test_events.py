@@ -18,6 +18,7 @@ from test_fallback import OUTAGES, create, until_oauth
 from test_fleet import seed
 
 from claude_oauth_auth import ClaudeClient, OAuthRefreshError, OAuthTokenManager
+from claude_oauth_auth.lifecycle._manager import check_store
 from claude_oauth_auth.stores import RedisStore
 
 
@@ -116,6 +117,6 @@ def test_a_login_written_back_after_lost_data_is_an_event(
     store = RedisStore(redis_server.url)
     manager = OAuthTokenManager(store=store)
     redis_server.flushall()
-    manager.check_store()
+    check_store(manager)
     assert events.named("written_back") == [{"store": store.location, "why": "lost data"}]
     no_secret(events, tokens.access_token, tokens.refresh_token or "")

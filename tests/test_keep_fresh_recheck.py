@@ -15,6 +15,7 @@ from test_fleet import login_survives, seed
 from test_keep_fresh import Sidecar, wait_for
 
 from claude_oauth_auth import OAuthTokenManager
+from claude_oauth_auth.lifecycle._manager import check_store
 from claude_oauth_auth.stores import RedisStore
 
 
@@ -35,7 +36,7 @@ def test_a_refused_refresh_after_a_flush_is_not_a_dead_login_when_a_worker_holds
         # The sidecar writes back what it holds; nobody spends a written-back login before a
         # worker holding a newer one has had ``refresh_timeout`` to put it back.
         time.sleep(1.0)
-        worker.check_store()  # the worker puts its login back (if the sidecar's is older)
+        check_store(worker)  # the worker puts its login back (if the sidecar's is older)
         time.sleep(2.0)
         assert sidecar.process.poll() is None, (sidecar.lines, sidecar.finish())
         stored = store.load()

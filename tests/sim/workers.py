@@ -19,6 +19,7 @@ from claude_oauth_auth import OAuthTokenManager
 from claude_oauth_auth._errors import ClaudeAuthError, StoreError, TokenRefreshError
 from claude_oauth_auth._tokens import TokenSet
 from claude_oauth_auth.lifecycle._grant import PartialAnswer, RefreshRefused
+from claude_oauth_auth.lifecycle._manager import check_store
 
 from .endpoint import TOKEN_URL, Endpoint
 from .plan import Request, Worker
@@ -119,7 +120,7 @@ class SimWorker:
         held = manager.access_token
         if request.kind == "check":  # what keep-fresh does on each --check-every
             self.ask = ("check", None)
-            manager.check_store()
+            check_store(manager)
             return
         if request.kind == "force":
             self.ask = ("force", None)

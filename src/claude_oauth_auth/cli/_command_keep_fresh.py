@@ -221,7 +221,7 @@ class KeepFresh:
                 stop.wait(min(wake - now, self.check_every))
                 state = "running" if stop.is_set() else self._store_state(manager)
                 if state in ("written back", "changed"):
-                    manager.check_store()  # puts the sidecar's newer login back, or adopts
+                    _check_store(manager)  # puts the sidecar's newer login back, or adopts
                     wake = self._next_wake(manager)
                 if state != "lost":
                     continue
@@ -301,7 +301,7 @@ class KeepFresh:
         re-reading for up to ``RECHECK_DEAD_SECONDS``."""
         deadline, refused = self.clock() + RECHECK_DEAD_SECONDS, manager.refresh_token
         while True:
-            manager.check_store()
+            _check_store(manager)
             held = manager.refresh_token
             if manager.permanent_failure is None and held is not None and held != refused:
                 return True
@@ -385,3 +385,9 @@ class KeepFresh:
                 "lower --ahead below the tokens' lifetime",
                 EXIT_USAGE,
             )
+
+
+def _check_store(manager: OAuthTokenManager) -> None:
+    from ..lifecycle._manager import check_store
+
+    check_store(manager)

@@ -28,7 +28,7 @@ from ._sync import NOTHING_SERVED, Served, default_token_file, make_access_token
 if TYPE_CHECKING:
     from anthropic.lib.credentials import AccessToken
 
-__all__ = ["Grant", "OAuthTokenManager", "default_token_file", "make_access_token"]
+__all__ = ["Grant", "OAuthTokenManager", "check_store", "default_token_file", "make_access_token"]
 
 log = logging.getLogger("claude_oauth_auth")
 
@@ -289,10 +289,7 @@ class OAuthTokenManager(Driver):
         finally:
             self._lock.release()
 
-    def check_store(self) -> None:
-        """Re-read the store now, as after a 401: adopt a login saved elsewhere, or put ours
-        back over an older one a worker wrote back after the store lost its data. Never
-        refreshes."""
+    def _check_store(self) -> None:
         with self._lock:
             self._reload_quietly()
 
@@ -314,3 +311,10 @@ class OAuthTokenManager(Driver):
         tokens = TokenSet(self.access_token, self.refresh_token, self.token_expiry)
         self.store.save(tokens, expected_version=self.store.version())
         self._state.version = self.store.version()
+
+
+def check_store(manager: OAuthTokenManager) -> None:
+    """Re-read ``manager``'s store now, as after a 401 (``keep-fresh`` on each check): adopt a
+    login saved elsewhere, or put the manager's newer login back over an older one. Never
+    refreshes."""
+    manager._check_store()
