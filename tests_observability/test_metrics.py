@@ -18,6 +18,7 @@ from helpers import auth_file_path, write_auth_file
 from opentelemetry.trace import SpanKind, StatusCode
 
 from claude_oauth_auth import ClaudeClient, OAuthRefreshError, OAuthTokenManager
+from claude_oauth_auth.lifecycle._manager import check_store
 from claude_oauth_auth.stores import FileStore
 
 MODEL = "claude-test-1"
@@ -188,7 +189,7 @@ def test_an_unreadable_store_is_a_store_error(
     path = write_auth_file(auth_file_path(home), access, refresh, expires_in=3600)
     manager = OAuthTokenManager(token_file=path)
     path.write_text("{ not json")
-    manager.check_store()  # keeps the tokens in memory, and counts the failed read
+    check_store(manager)  # keeps the tokens in memory, and counts the failed read
     [point] = recorded.named("claude_oauth_auth.store.errors")
     assert point.unit == "{error}"
     assert point.value == 1
