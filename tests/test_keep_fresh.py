@@ -113,6 +113,22 @@ def test_keep_fresh_spares_a_64_worker_fleet_every_refresh(
     )
 
 
+def test_an_ahead_as_long_as_the_tokens_lifetime_is_a_usage_error(
+    redis_server: RedisServer, oauth_env: FakeAnthropic
+) -> None:
+    """Tokens granted for 3 s, refreshed 5 s ahead: keep-fresh would refresh without a pause.
+    The lifetime is counted from before the refresh, so a slow refresh on a busy machine (as a
+    CI run saw: 5 s tokens, --ahead 3.5) is not taken for a short lifetime."""
+    oauth_env.access_token_lifetime = 3.0
+    oauth_env.refresh_latency = 0.3
+    seed(redis_server.url, oauth_env, expires_in=1.0)
+    sidecar = Sidecar("--store", redis_server.url, "--ahead", "5", "--jitter", "0")
+    code, stderr = sidecar.finish()
+    assert code == 2, (stderr, sidecar.lines)
+    assert "grants tokens for 3 s, no longer than --ahead (5 s)" in stderr
+    assert sidecar.refreshes == 1
+
+
 @pytest.mark.slow
 def test_two_sidecars_adopt_rather_than_repeat(
     redis_server: RedisServer, oauth_env: FakeAnthropic

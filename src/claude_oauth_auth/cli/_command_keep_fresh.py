@@ -365,12 +365,13 @@ class KeepFresh:
         return "written back"
 
     def _refresh_or_adopt(self, manager: OAuthTokenManager, refresh: Callable[[], str]) -> None:
-        before = self.refreshes
+        before, started = self.refreshes, self.clock()
         refresh()  # under the store's lock
         if self.refreshes == before:
             return
         expiry = manager.token_expiry or self.clock()
         left = expiry - self.clock()
+        granted = expiry - started  # at least the lifetime granted, however slow the refresh
         from .._tokens import mask
 
         self.say(
@@ -378,9 +379,9 @@ class KeepFresh:
             f"token ({mask(manager.access_token)}) expires in {left:.0f} s, at "
             f"{datetime.fromtimestamp(expiry, timezone.utc).isoformat(timespec='seconds')}"
         )
-        if left <= self.ahead:
+        if granted <= self.ahead:
             raise CommandError(
-                f"the token endpoint grants tokens for {left:.0f} s, no longer than --ahead "
+                f"the token endpoint grants tokens for {granted:.0f} s, no longer than --ahead "
                 f"({self.ahead:g} s): keep-fresh would refresh without a pause",
                 "lower --ahead below the tokens' lifetime",
                 EXIT_USAGE,
