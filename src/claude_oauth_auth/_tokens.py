@@ -26,6 +26,7 @@ __all__ = [
     "mask",
     "parse_generation",
     "parse_token_document",
+    "put_generation",
     "render_token_document",
 ]
 
@@ -148,6 +149,10 @@ class TokenSet:
             f"TokenSet(access_token={mask(self.access_token)!r}, "
             f"refresh_token={mask(self.refresh_token)!r}, expires_at={self.expires_at!r})"
         )
+
+    def older_than(self, other: TokenSet) -> bool:
+        """An earlier login of ``other``'s chain of refreshes (both labelled)."""
+        return self.generation is not None and self.generation.older_than(other.generation)
 
     def seconds_left(self, now: float | None = None) -> float:
         """Seconds until expiry (infinite when the expiry is unknown)."""
@@ -305,15 +310,21 @@ def parse_token_document(document: object) -> tuple[TokenSet, FileShape]:
     return tokens, "ours"
 
 
+def put_generation(document: dict[str, Any], tokens: TokenSet, key: str = GENERATION_KEY) -> None:
+    """Set ``tokens``' generation label under ``key``; a login without one drops the old label
+    (a new login is not part of the old chain)."""
+    document.pop(key, None)
+    if tokens.generation is not None:
+        document[key] = tokens.generation.as_json()
+
+
 def render_token_document(
     tokens: TokenSet, shape: FileShape, previous: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Write tokens in ``shape``, keeping every key of ``previous`` we do not own."""
     document: dict[str, Any] = dict(previous or {})
     label = CLAUDE_CODE_GENERATION_KEY if shape == "claude_code" else GENERATION_KEY
-    document.pop(label, None)
-    if tokens.generation is not None:
-        document[label] = tokens.generation.as_json()
+    put_generation(document, tokens, label)
     if shape == "claude_code":
         inner = document.get(CLAUDE_CODE_KEY)
         inner = dict(inner) if isinstance(inner, dict) else {}

@@ -239,7 +239,7 @@ class StoreSync(WriteBacks):
             return False
         if theirs is None or theirs.refresh_token in (spent.reveal(), fresh.refresh_token, None):
             return False  # a stale write-back, or our own: keep ours and write it again
-        if theirs.generation is not None and theirs.generation.older_than(fresh.generation):
+        if theirs.older_than(fresh):
             return False  # an older login of our chain, written back meanwhile
         if (theirs.expires_at or math.inf) < (fresh.expires_at or math.inf):
             return False

@@ -164,7 +164,7 @@ class WriteBacks:
             return False
         if theirs.refresh_token == ours.refresh_token:
             return False
-        if theirs.generation is not None and theirs.generation.older_than(ours.generation):
+        if theirs.older_than(ours):
             return self._state.failure is None  # a refused login of ours is not worth keeping
         digest = token_digest(theirs.refresh_token)
         if digest in self._state.known.spent:

@@ -100,8 +100,7 @@ class HeldLocks:
         with self._guard:
             for held in self._held:
                 if not held.lost and _mtime_ns(held.path) != held.mtime_ns:
-                    held.lost = True
-                    log.warning("%s was taken over by another process while we held it", held.path)
+                    _mark_lost(held)
             return not any(held.lost for held in self._held)
 
     def release(self) -> None:
@@ -137,8 +136,12 @@ class HeldLocks:
             _set_mtime_now(held.path)
             held.mtime_ns = os.stat(held.path).st_mtime_ns
         except OSError:
-            held.lost = True
-            log.warning("%s was taken over by another process while we held it", held.path)
+            _mark_lost(held)
+
+
+def _mark_lost(held: _Held) -> None:
+    held.lost = True
+    log.warning("%s was taken over by another process while we held it", held.path)
 
 
 def _write_record(record: Path, held: list[_Held]) -> None:

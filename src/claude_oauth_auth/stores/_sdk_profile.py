@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import _config
 from .._errors import StoreConflict, TokenFileError
-from .._tokens import GENERATION_KEY, TokenSet, parse_generation
+from .._tokens import GENERATION_KEY, TokenSet, parse_generation, put_generation
 from ._base import DEFAULT_LOCK_TIMEOUT, Version
 from ._files import file_lock, file_signature, folder_writable, read_json_file, write_json_atomic
 
@@ -77,9 +77,7 @@ class SdkProfileStore:
             document["expires_at"] = int(tokens.expires_at)
         if tokens.refresh_token is not None:
             document["refresh_token"] = tokens.refresh_token
-        document.pop(GENERATION_KEY, None)
-        if tokens.generation is not None:
-            document[GENERATION_KEY] = tokens.generation.as_json()
+        put_generation(document, tokens)
         write_json_atomic(self.path, document)
 
     @contextlib.contextmanager
