@@ -51,6 +51,12 @@ class Sidecar:
     def refreshes(self) -> int:
         return sum("keep-fresh: refreshed" in line for line in self.lines)
 
+    def health_url(self) -> str:
+        """Once it serves ``--health-port``: its address, as its line says."""
+        wait_for(lambda: any("serving /healthz" in line for line in self.lines))
+        [line] = [line for line in self.lines if "serving /healthz" in line]
+        return line.rsplit(" ", 1)[1]
+
     def stop(self) -> tuple[int, str]:
         """SIGTERM; the exit code and standard error."""
         if self.process.poll() is None:

@@ -6,18 +6,19 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import test_keep_fresh
 from fakeapi import FakeAnthropic
 from helpers import auth_file_path, write_auth_file
 from redis_server import free_port
@@ -42,11 +43,7 @@ def healthz(url: str) -> tuple[int, dict[str, Any]]:
     return status, json.loads(body)
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
+wait_for = functools.partial(test_keep_fresh.wait_for, seconds=15.0)
 
 
 class Running:
@@ -153,9 +150,7 @@ def test_the_command_serves_healthz_on_loopback(oauth_env: FakeAnthropic, home: 
     write_auth_file(auth_file_path(home), access, refresh, expires_in=3600)
     sidecar = Sidecar("--ahead", "60", "--jitter", "1", "--health-port", "0")
     try:
-        wait_for(lambda: any("serving /healthz" in line for line in sidecar.lines))
-        [line] = [line for line in sidecar.lines if "serving /healthz" in line]
-        url = line.rsplit(" ", 1)[1]
+        url = sidecar.health_url()
         assert url.startswith("http://127.0.0.1:")
         wait_for(lambda: healthz(url)[0] == 200)
     finally:

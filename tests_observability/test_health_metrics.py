@@ -3,23 +3,14 @@ text through OpenTelemetry's exporter, parsed with ``prometheus_client``'s own p
 
 from __future__ import annotations
 
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 from fakeapi import FakeAnthropic
 from helpers import auth_file_path, write_auth_file
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
-from test_keep_fresh import Sidecar
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+from test_keep_fresh import Sidecar, wait_for
 
 
 def families(url: str) -> dict[str, Metric]:
@@ -43,9 +34,7 @@ def test_metrics_is_prometheus_text_with_our_instruments(
     write_auth_file(auth_file_path(home), access, refresh, expires_in=30)
     sidecar = Sidecar("--ahead", "60", "--jitter", "1", "--health-port", "0")
     try:
-        wait_for(lambda: any("serving /healthz" in line for line in sidecar.lines))
-        [line] = [line for line in sidecar.lines if "serving /healthz" in line]
-        url = line.rsplit(" ", 1)[1]
+        url = sidecar.health_url()
         wait_for(lambda: refreshes(url) == 1)
         found = families(url)
     finally:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from claude_oauth_auth.stores._redis import RedisStore
 from .scheduler import Scheduler
 from .stores import Backend, Owner, SimRedisStore, SimStore
 
-__all__ = ["FileBackend", "RealRedis", "SimFileStore", "SimRealRedisStore"]
+__all__ = ["FileBackend", "RealRedis", "RecoversSaves", "SimFileStore", "SimRealRedisStore"]
 
 REAL_LEASE_SECONDS = 3600.0  # the real lease never runs out in real time: virtual time decides
 
@@ -36,6 +37,7 @@ class FileBackend(Backend):
 
     kind = "file"
     times_out = False
+    roll_back_drops_lock = False  # a backup restored over the file leaves its lock alone
 
     def __init__(self, sched: Scheduler, folder: Path) -> None:
         super().__init__(sched, float("inf"))
@@ -63,14 +65,6 @@ class FileBackend(Backend):
         os.chmod(temp, 0o600)
         os.replace(temp, self.path)
         self.generation += 1
-
-    def roll_back(self, age: float) -> None:
-        """Restore the newest backup at least ``age`` seconds old; file locks are not lost."""
-        cutoff = self.sched.now - age
-        older = [snapshot for when, snapshot in self.history if when <= cutoff]
-        if older:
-            self.put_back(older[-1])
-        self.changed()
 
     def wipe(self) -> None:
         raise NotImplementedError("a file store is not flushed (that is a logout)")
@@ -123,7 +117,20 @@ class _NumberedFile:
         return recovered
 
 
-class SimFileStore(SimStore):
+class RecoversSaves(SimStore):
+    """A wrapper of a real token file: a save of ours a kill left unfinished is recovered by the
+    real code, and is a change of the store."""
+
+    def recover_interrupted_save(self) -> bool:
+        self._call("recover_interrupted_save")
+        recover: Callable[[], bool] = getattr(self.inner, "recover_interrupted_save")  # noqa: B009
+        recovered = recover()
+        if recovered:
+            self.backend.changed()
+        return recovered
+
+
+class SimFileStore(RecoversSaves):
     """Like ``FileStore``: polled every second, a ``path`` for the shared backoff state."""
 
     poll_interval: float | None = 1.0
@@ -132,14 +139,6 @@ class SimFileStore(SimStore):
     def path(self) -> Path:
         assert isinstance(self.backend, FileBackend)
         return self.backend.path
-
-    def recover_interrupted_save(self) -> bool:
-        self._call("recover_interrupted_save")
-        assert isinstance(self.inner, _NumberedFile)
-        recovered = self.inner.recover_interrupted_save()
-        if recovered:
-            self.backend.changed()
-        return recovered
 
     def holds_lock(self) -> bool:
         return self.backend.holder() is self

@@ -30,8 +30,9 @@ from claude_oauth_auth.stores._claude_code import ClaudeCodeStore
 from claude_oauth_auth.stores._claude_locks import REFRESH_STALE_SECONDS
 from claude_oauth_auth.stores._file import FileStore
 
+from .backends import RecoversSaves
 from .scheduler import Scheduler
-from .stores import Backend, Owner, SimStore
+from .stores import Backend, Owner
 
 __all__ = ["ClaudeCodeBackend", "SimClaudeCodeStore", "virtual_clock"]
 
@@ -178,7 +179,7 @@ class _LockedBySim(FileStore):
         return self.sim.virtual_lock(timeout)
 
 
-class SimClaudeCodeStore(SimStore):
+class SimClaudeCodeStore(RecoversSaves):
     """The real ``ClaudeCodeStore`` behind the fault wrapper: its lock takes Claude Code's."""
 
     poll_interval: float | None = 1.0
@@ -219,11 +220,3 @@ class SimClaudeCodeStore(SimStore):
             self.sched.freeze(actor, self.sched.now + pending)
             self.sched.note(self.owner.name, f"paused for {pending:g} s at store.{operation}")
         super()._call(operation)
-
-    def recover_interrupted_save(self) -> bool:
-        self._call("recover_interrupted_save")
-        assert isinstance(self.inner, ClaudeCodeStore)
-        recovered = self.inner.recover_interrupted_save()
-        if recovered:
-            self.backend.changed()
-        return recovered

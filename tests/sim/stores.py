@@ -61,6 +61,7 @@ class Backend:
 
     kind = "abstract"
     times_out = True  # a stalled call fails after SOCKET_TIMEOUT_SECONDS (Redis), else hangs
+    roll_back_drops_lock = True  # a restarted Redis forgets its lease; a restored file's lock stays
     location = "sim"
 
     def __init__(self, sched: Scheduler, lease_seconds: float) -> None:
@@ -132,7 +133,8 @@ class Backend:
         older = [snapshot for when, snapshot in self.history if when <= cutoff]
         if older:
             self.put_back(older[-1])
-        self.drop_lease()
+        if self.roll_back_drops_lock:
+            self.drop_lease()
         self.changed()
 
     def drop_lease(self) -> None:
